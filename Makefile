@@ -1,0 +1,34 @@
+# Two commands on a fresh machine:  `make course` (the course's main job) and `make test`.
+# Both create or refresh the virtual environment in .venv themselves and are idempotent.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# torchvision/torchaudio wheels on PyPI need PyTorch's regular build; ignore machine-local pip
+# configuration (e.g. a CPU-only torch wheel directory) so everyone gets the same PyPI wheels.
+PIP := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(PY) -m pip
+PYTEST_ARGS ?=
+
+.PHONY: venv course notebooks book test test-fast lock clean
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e ".[dev,book]"
+	@touch $(STAMP)
+
+## The course's main job: execute every notebook in order (the real run; UNIREP_FAST=1 for a small one).
+course: venv
+	$(PY) -m unirep_lite.course run
+
+## The whole test suite: library tests and every notebook executed in FAST mode.
+test: venv
+	UNIREP_FAST=1 $(VENV)/bin/pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env tests notebooks $(PYTEST_ARGS)
+
+## Re-pin constraints.txt from the current environment (after changing pyproject.toml on purpose).
+lock: venv
+	$(PIP) freeze --exclude-editable | grep -v -i '^unirep' > constraints.txt
+
+clean:
+	rm -rf $(VENV) book/_build

@@ -1,0 +1,205 @@
+"""UniRepLKNet: a stem, four stages of LarK/SmaK blocks with downsampling between, and a head.
+
+All nine sizes of the paper (Table 5) come from one table, `VARIANTS`; `create_model` builds any of
+them with overrides. Module names match the authors' checkpoints (`downsample_layers`, `stages`,
+`norm`, `head`), so their state_dicts load unchanged in both the training and the deploy structure.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .blocks import LayerNorm2d, UniRepLKNetBlock
+
+
+@dataclass(frozen=True)
+class Variant:
+    depths: tuple[int, int, int, int]
+    dims: tuple[int, int, int, int]
+    stage3_pattern: tuple[int, ...]  # kernel sizes repeated along stage 3 (paper Table 5)
+    paper_params_m: float  # paper Table 5 (M)
+    paper_macs_g: float | None  # paper Table 5/6 "FLOPs" at 224 (G), which are MACs
+
+
+VARIANTS: dict[str, Variant] = {
+    "a": Variant((2, 2, 6, 2), (40, 80, 160, 320), (13,), 4.4, 0.6),
+    "f": Variant((2, 2, 6, 2), (48, 96, 192, 384), (13,), 6.2, 0.9),
+    "p": Variant((2, 2, 6, 2), (64, 128, 256, 512), (13,), 10.7, 1.6),
+    "n": Variant((2, 2, 8, 2), (80, 160, 320, 640), (13,), 18.3, 2.8),
+    "t": Variant((3, 3, 18, 3), (80, 160, 320, 640), (13, 3), 31.0, 4.9),
+    "s": Variant((3, 3, 27, 3), (96, 192, 384, 768), (13, 3, 3), 55.6, 9.1),
+    "b": Variant((3, 3, 27, 3), (128, 256, 512, 1024), (13, 3, 3), 97.9, None),
+    "l": Variant((3, 3, 27, 3), (192, 384, 768, 1536), (13, 3, 3), 218.3, None),
+    "xl": Variant((3, 3, 27, 3), (256, 512, 1024, 2048), (13, 3, 3), 386.4, None),
+}
+
+LARGE_KERNEL = 13  # the paper's large kernel; `lk_size=` swaps it for another K
+
+
+def default_kernel_sizes(depths: Sequence[int], stage3_pattern: Sequence[int] = (13,),
+                         lk_size: int = LARGE_KERNEL) -> tuple[tuple[int, ...], ...]:
+    """Stage 1 all 3x3 (SmaK); stages 2 and 4 all large; stage 3 repeats the pattern (13 | 13,3 | 13,3,3)."""
+    big = lambda k: lk_size if k == LARGE_KERNEL else k  # noqa: E731
+    d1, d2, d3, d4 = depths
+    stage3 = tuple(big(stage3_pattern[i % len(stage3_pattern)]) for i in range(d3))
+    return (3,) * d1, (lk_size,) * d2, stage3, (lk_size,) * d4
+
+
+class UniRepLKNet(nn.Module):
+    def __init__(
+        self,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        depths: Sequence[int] = (3, 3, 27, 3),
+        dims: Sequence[int] = (96, 192, 384, 768),
+        kernel_sizes: Sequence[Sequence[int]] | None = None,
+        drop_path_rate: float = 0.0,
+        layer_scale_init_value: float | None = 1e-6,
+        head_init_scale: float = 1.0,
+        deploy: bool = False,
+    ):
+        super().__init__()
+        depths, dims = tuple(depths), tuple(dims)
+        if len(depths) != 4 or len(dims) != 4:
+            raise ValueError(f"expected 4 stage depths and 4 stage widths, got depths={depths}, dims={dims}")
+        if kernel_sizes is None:
+            kernel_sizes = default_kernel_sizes(depths)
+        kernel_sizes = tuple(tuple(ks) for ks in kernel_sizes)
+        if len(kernel_sizes) != 4 or any(len(ks) != d for ks, d in zip(kernel_sizes, depths)):
+            raise ValueError(
+                f"kernel_sizes must give one kernel size per block of each stage, i.e. lengths {depths}; "
+                f"got lengths {tuple(len(ks) for ks in kernel_sizes)}"
+            )
+        if not (isinstance(in_chans, int) and in_chans >= 1):
+            raise ValueError(f"in_chans must be a positive integer, got {in_chans!r}")
+        self.in_chans, self.num_classes = in_chans, num_classes
+        self.depths, self.dims, self.kernel_sizes = depths, dims, kernel_sizes
+        self.deploy = deploy
+
+        # Stem (two stride-2 3x3 convs) and three downsampling layers, as one list like the authors'.
+        self.downsample_layers = nn.ModuleList([nn.Sequential(
+            nn.Conv2d(in_chans, dims[0] // 2, 3, stride=2, padding=1), LayerNorm2d(dims[0] // 2, eps=1e-6),
+            nn.GELU(),
+            nn.Conv2d(dims[0] // 2, dims[0], 3, stride=2, padding=1), LayerNorm2d(dims[0], eps=1e-6),
+        )])
+        for i in range(3):
+            self.downsample_layers.append(nn.Sequential(
+                nn.Conv2d(dims[i], dims[i + 1], 3, stride=2, padding=1), LayerNorm2d(dims[i + 1], eps=1e-6),
+            ))
+
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()  # deeper blocks drop more
+        self.stages = nn.ModuleList()
+        for i in range(4):
+            start = sum(depths[:i])
+            self.stages.append(nn.Sequential(*[
+                UniRepLKNetBlock(dims[i], kernel_sizes[i][j], drop_path=rates[start + j],
+                                 layer_scale_init_value=layer_scale_init_value, deploy=deploy)
+                for j in range(depths[i])
+            ]))
+
+        self.num_features = dims[-1]
+        self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
+        self.head = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
+        self.apply(self._init_weights)
+        if isinstance(self.head, nn.Linear):
+            self.head.weight.data.mul_(head_init_scale)
+            self.head.bias.data.mul_(head_init_scale)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.in_chans:
+            raise ValueError(
+                f"expected input of shape (B, {self.in_chans}, H, W) (in_chans={self.in_chans}), "
+                f"got {tuple(x.shape)}"
+            )
+
+    def forward_stages(self, x: Tensor) -> list[Tensor]:
+        """The four stage outputs (strides 4, 8, 16, 32), for ERFs and dense tasks."""
+        self._check_input(x)
+        outs = []
+        for down, stage in zip(self.downsample_layers, self.stages):
+            x = stage(down(x))
+            outs.append(x)
+        return outs
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Globally pooled, normalised features (B, num_features)."""
+        return self.norm(self.forward_stages(x)[-1].mean((-2, -1)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.forward_features(x))
+
+
+def reparameterize(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """The deploy structure of `model` (any module containing UniRepLKNet blocks), in eval mode.
+
+    Reparameterization folds BatchNorm *running statistics* into convs, which is what a model does
+    in eval mode. A model in training mode normalises with batch statistics instead, which no fixed
+    kernel can reproduce, so we warn, and the result matches the original in eval mode. Calling it on
+    a model that is already deployed changes nothing.
+    """
+    if model.training:
+        warnings.warn(
+            "reparameterize() called on a model in training mode: the deploy model uses BatchNorm "
+            "running statistics and equals the original in eval mode (model.eval()), not in training mode",
+            stacklevel=2,
+        )
+    target = model if inplace else copy.deepcopy(model)
+    for m in list(target.modules()):
+        if isinstance(m, UniRepLKNetBlock):
+            m.reparameterize()
+    for m in target.modules():
+        if isinstance(m, UniRepLKNet):
+            m.deploy = True
+    return target.eval()
+
+
+def list_models() -> list[str]:
+    return [f"unireplknet_{v}" for v in VARIANTS]
+
+
+def create_model(
+    name: str = "unireplknet_a",
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    deploy: bool = False,
+    lk_size: int | None = None,
+    pretrained: str | None = None,
+    **overrides,
+) -> UniRepLKNet:
+    """Build a UniRepLKNet variant ('unireplknet_a' ... 'unireplknet_xl').
+
+    `lk_size=K` replaces every 13x13 kernel by KxK (the paper's kernel-size study, everything else
+    the same); `kernel_sizes=`, `depths=`, `dims=`, `drop_path_rate=`, `layer_scale_init_value=`
+    override the table. `pretrained=` is the path of one of the authors' `.pth` files (no download).
+    """
+    key = name.lower().removeprefix("unireplknet_")
+    if key not in VARIANTS:
+        raise ValueError(f"unknown model {name!r}: expected one of {list_models()}")
+    v = VARIANTS[key]
+    depths = tuple(overrides.pop("depths", v.depths))
+    dims = overrides.pop("dims", v.dims)
+    if "kernel_sizes" in overrides and lk_size is not None:
+        raise ValueError("pass either kernel_sizes= or lk_size=, not both")
+    if "kernel_sizes" not in overrides:
+        if len(depths) != 4:
+            raise ValueError(f"expected 4 stage depths, got {depths}")
+        overrides["kernel_sizes"] = default_kernel_sizes(depths, v.stage3_pattern, lk_size or LARGE_KERNEL)
+    model = UniRepLKNet(in_chans=in_chans, num_classes=num_classes, depths=depths, dims=dims,
+                        deploy=deploy, **overrides)
+    if pretrained is not None:
+        from .checkpoint import load_checkpoint
+
+        load_checkpoint(model, pretrained)
+    return model
