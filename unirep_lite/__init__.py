@@ -8,10 +8,11 @@ from .blocks import GRN, DilatedReparamBlock, SEBlock, UniRepLKNetBlock
 from .checkpoint import load_checkpoint, save_checkpoint
 from .model import VARIANTS, UniRepLKNet, create_model, list_models, reparameterize
 from .stats import count_macs, count_params
+from .train import TrainConfig, evaluate, fit
 
 __version__ = "0.1.0"
 __all__ = [
     "create_model", "reparameterize", "list_models", "load_checkpoint", "save_checkpoint",
     "count_params", "count_macs", "UniRepLKNet", "UniRepLKNetBlock", "DilatedReparamBlock",
-    "SEBlock", "GRN", "VARIANTS",
+    "SEBlock", "GRN", "VARIANTS", "TrainConfig", "fit", "evaluate",
 ]

@@ -1,7 +1,7 @@
 """Load the authors' released `.pth` checkpoints (training or deploy structure) into our models."""
 from __future__ import annotations
 
-import copy
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -81,11 +81,23 @@ def load_checkpoint(model: nn.Module, source, strict: bool = True) -> nn.Module:
     return model
 
 
-def save_checkpoint(model: nn.Module, path) -> Path:
-    """Save a bare state_dict (the authors' layout), atomically."""
+def atomic_save(obj, path) -> Path:
+    """torch.save to a temporary file beside `path`, then rename: a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(copy.copy(model.state_dict()), tmp)
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return path
+
+
+def save_checkpoint(model: nn.Module, path) -> Path:
+    """Save a bare state_dict (the authors' layout), atomically."""
+    return atomic_save(model.state_dict(), path)

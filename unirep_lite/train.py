@@ -1,0 +1,642 @@
+"""The training engine: `fit` a model, `evaluate` it, save and resume runs.
+
+One loop serves every modality. Classification (image, audio, video, point cloud) trains with
+cross-entropy and reports accuracy; regression/forecasting (time series) trains with MSE and
+reports MSE and MAE. A front-end + backbone such as `nn.Sequential(frontend, backbone)` is just a
+model to fit.
+
+The recipe is the paper's ImageNet recipe in miniature (AdamW, weight decay 0.05, warmup then
+cosine, label smoothing 0.1), plus what small runs need: per-step schedule, no weight decay on
+norms, biases and scales, optional mixup, gradient clipping, and mixed precision on CUDA. At the end a UniRepLKNet is reparameterized into
+its deploy structure, checked to predict the same, and saved.
+
+Checkpoints and deploy files keep the weights under "model", so `unirep_lite.load_checkpoint(model,
+path)` loads either into a fresh model (create it with deploy=True for the deploy file).
+
+Resuming is exact: a checkpoint holds the model, optimizer, scheduler, grad scaler, epoch, step,
+history and every random number generator, and the shuffling of each epoch is a function of
+(seed, epoch). So 2 epochs in one go and 1 epoch + resume + 1 epoch give equal parameters.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import random
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from .checkpoint import atomic_save, describe_mismatch
+from .env import default_device, seed_everything
+
+TASKS = ("classification", "regression")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+CHECKPOINT_FORMAT = "unirep_lite.train/1"
+DEPLOY_FORMAT = "unirep_lite.deploy/1"
+
+# Config fields that shape the numbers of a run; a resume must keep them, or it is another run.
+_RUN_FIELDS = ("epochs", "batch_size", "lr", "min_lr", "weight_decay", "warmup_fraction",
+               "label_smoothing", "mixup_alpha", "grad_clip", "task", "seed")
+
+
+@dataclass
+class TrainConfig:
+    """Everything `fit` needs to know, with defaults that suit the course's small models.
+
+    lr is for AdamW at batch 64 (the paper's 4e-3 is for batch 4096); drop path is a model option
+    (`create_model(..., drop_path_rate=...)`), not a training one.
+    """
+    epochs: int = 10
+    batch_size: int = 64             # used when fit builds the DataLoaders itself
+    lr: float = 1e-3                 # peak learning rate, reached at the end of warmup
+    min_lr: float = 1e-6             # where the cosine ends
+    weight_decay: float = 0.05       # AdamW; not applied to 1-D parameters (norms, biases, scales)
+    warmup_fraction: float = 0.05    # share of all steps spent in the linear warmup
+    label_smoothing: float = 0.1     # classification only
+    mixup_alpha: float = 0.0         # 0 = off; classification only
+    grad_clip: Optional[float] = 1.0  # max global gradient norm; None = no clipping
+    task: str = "classification"     # or "regression"
+    amp: str = "auto"                # CUDA only: "auto" (bf16 if supported, else fp16), "bf16", "fp16", "off"
+    channels_last: bool = False      # memory layout for 4-D inputs; can be faster on GPUs
+    seed: int = 0
+    device: Optional[str] = None     # None = unirep_lite.env.default_device()
+    num_workers: int = 0             # for DataLoaders that fit builds
+    progress: bool = True            # tqdm bar with live loss and metric
+    checkpoint_path: Optional[str] = None  # saved (atomically) after every epoch when set
+    reparameterize: Optional[bool] = None  # None = yes for UniRepLKNet models (or a given fn)
+    deploy_path: Optional[str] = None      # None = "<checkpoint stem>.deploy.pt" if checkpointing
+
+    def __post_init__(self):
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
+        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
+            raise ValueError(f"expected 0 <= min_lr <= lr and lr > 0, got lr={self.lr}, min_lr={self.min_lr}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.mixup_alpha < 0:
+            raise ValueError(f"mixup_alpha must be >= 0 (0 = off), got {self.mixup_alpha}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.task == "regression" and self.mixup_alpha > 0:
+            raise ValueError("mixup is for classification; set mixup_alpha=0 for regression")
+
+
+# ----------------------------------------------------------------------------- pure functions
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, lr: float, min_lr: float) -> float:
+    """Learning rate for update number `step` (0-based): linear warmup to lr, then cosine to min_lr."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    decay_steps = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / decay_steps)
+    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def mixup(x: Tensor, lam: float, perm: Tensor) -> Tensor:
+    """Blend every sample with another one: lam * x + (1 - lam) * x[perm] (Zhang et al., 2018)."""
+    return lam * x + (1.0 - lam) * x[perm]
+
+
+def regression_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:
+    """Mean squared and mean absolute error over all elements."""
+    _check_same_shape(pred, target)
+    err = pred.float() - target.float()
+    return {"mse": err.pow(2).mean().item(), "mae": err.abs().mean().item()}
+
+
+def _check_same_shape(pred: Tensor, target: Tensor) -> None:
+    # MSE would silently broadcast (B, 1) against (B,) into (B, B); refuse instead.
+    if pred.shape != target.shape:
+        raise ValueError(f"regression expects outputs and targets of the same shape, got outputs "
+                         f"{tuple(pred.shape)} and targets {tuple(target.shape)}")
+
+
+# ----------------------------------------------------------------------------- history
+
+@dataclass
+class History:
+    """What happened, epoch by epoch (and the training loss step by step), ready to plot.
+
+    The training loss includes label smoothing and mixup, the validation loss is plain
+    cross-entropy, so the validation curve can sit below the training one. For regression the
+    metric is the MAE (lower is better); for classification the accuracy.
+    """
+    metric_name: str = "accuracy"
+    epoch: list = field(default_factory=list)
+    train_loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_metric: list = field(default_factory=list)
+    lr: list = field(default_factory=list)           # learning rate at the end of the epoch
+    epoch_time: list = field(default_factory=list)   # seconds of training + validation
+    step_loss: list = field(default_factory=list)    # training loss of every step
+    step_lr: list = field(default_factory=list)      # learning rate used by every step
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+
+    def plot(self):
+        """Losses, the validation metric and the learning rate, one panel each; returns the figure."""
+        import matplotlib.pyplot as plt
+
+        fig, (ax_loss, ax_metric, ax_lr) = plt.subplots(1, 3, figsize=(13, 3.6))
+        # Per-step curves share the epoch axis: step i (0-based) ends at epoch (i + 1) / steps per epoch.
+        steps_x = np.arange(1, len(self.step_loss) + 1) / (len(self.step_loss) / self.epoch[-1]) \
+            if self.step_loss and self.epoch else np.array([])
+        ax_loss.plot(steps_x, self.step_loss, color="tab:blue", alpha=0.3, lw=0.8, label="train (step)")
+        ax_loss.plot(self.epoch, self.train_loss, "o-", color="tab:blue", label="train (epoch mean)")
+        if _has_values(self.val_loss):
+            ax_loss.plot(self.epoch, self.val_loss, "o-", color="tab:orange", label="validation")
+        ax_loss.set(title="loss", xlabel="epoch")
+        ax_loss.legend(fontsize=8)
+        title = f"validation {self.metric_name}"
+        if _has_values(self.val_metric):
+            ax_metric.plot(self.epoch, self.val_metric, "o-", color="tab:green")
+            pick = np.nanargmax if self.metric_name == "accuracy" else np.nanargmin
+            best = int(pick(np.array(self.val_metric, dtype=float)))
+            title += f" (best {self.val_metric[best]:.4g} at epoch {self.epoch[best]})"
+        else:
+            ax_metric.text(0.5, 0.5, "no validation data", ha="center", va="center",
+                           transform=ax_metric.transAxes, color="gray")
+        ax_metric.set(title=title, xlabel="epoch")
+        if self.step_lr:
+            ax_lr.plot(steps_x[:len(self.step_lr)], self.step_lr, color="tab:purple")
+        ax_lr.set(title="learning rate (per step)", xlabel="epoch")
+        ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+        for ax in (ax_loss, ax_metric, ax_lr):
+            ax.grid(alpha=0.3)
+            ax.set_xlim(left=0)
+        fig.tight_layout()
+        return fig
+
+
+def _has_values(xs: list) -> bool:
+    return any(v is not None and not math.isnan(v) for v in xs)
+
+
+@dataclass
+class FitResult:
+    """What `fit` returns: the trained model (the same object you passed), its history, and the
+    deploy model with the numbers of its check when the run ended with reparameterization."""
+    model: nn.Module
+    history: History
+    deploy_model: Optional[nn.Module] = None
+    deploy_check: Optional[dict] = None
+    checkpoint_path: Optional[Path] = None
+    deploy_path: Optional[Path] = None
+    finished: bool = True   # False when stopped early with stop_after (resume to continue)
+
+
+# ----------------------------------------------------------------------------- data
+
+def _seed_worker(worker_id: int) -> None:
+    # Each DataLoader worker gets a distinct torch seed from the loader's generator; give
+    # NumPy and Python the same one so augmentations in workers repeat too.
+    s = torch.initial_seed() % 2**32
+    np.random.seed(s)
+    random.seed(s)
+
+
+def make_loader(data, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0,
+                drop_last: bool = False) -> DataLoader:
+    """A DataLoader from a DataLoader (returned as is), a Dataset, or a tuple (inputs, targets) of tensors."""
+    if isinstance(data, DataLoader):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
+        if len(data[0]) != len(data[1]):
+            raise ValueError(f"inputs and targets must have the same length, got {len(data[0])} "
+                             f"and {len(data[1])}")
+        data = TensorDataset(*data)
+    if not isinstance(data, Dataset):
+        raise ValueError("expected a DataLoader, a Dataset, or a tuple (inputs, targets) of tensors, "
+                         f"got {type(data).__name__}")
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                      num_workers=num_workers, worker_init_fn=_seed_worker, generator=generator,
+                      pin_memory=torch.cuda.is_available())
+
+
+def _split_batch(batch) -> tuple[Any, Tensor]:
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise ValueError("every batch must be a pair (inputs, targets); got "
+                     f"{type(batch).__name__} of length {len(batch) if hasattr(batch, '__len__') else '?'}")
+
+
+def _to_device(x, device: torch.device, channels_last: bool):
+    if isinstance(x, Tensor):
+        x = x.to(device, non_blocking=True)
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+    if isinstance(x, (tuple, list)):
+        return type(x)(_to_device(t, device, channels_last) for t in x)
+    return x
+
+
+def _batch_size(x) -> int:
+    return len(x[0]) if isinstance(x, (tuple, list)) else len(x)
+
+
+# ----------------------------------------------------------------------------- precision
+
+def _amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype: only on CUDA; elsewhere plain float32 (None)."""
+    if device.type != "cuda" or mode == "off":
+        return None
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def _loss(out: Tensor, y: Tensor, task: str, label_smoothing: float = 0.0) -> Tensor:
+    out = out.float()
+    if task == "classification":
+        if out.dim() != 2:
+            raise ValueError(f"classification expects logits of shape (B, num_classes), got {tuple(out.shape)}")
+        return F.cross_entropy(out, y, label_smoothing=label_smoothing)
+    _check_same_shape(out, y)
+    return F.mse_loss(out, y.float())
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data, *, device=None, batch_size: int = 256, amp: str = "off",
+            channels_last: bool = False) -> tuple[Tensor, Tensor]:
+    """Run `model` in eval mode over `data`; return (outputs, targets) on the CPU, in order."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    loader = make_loader(data, batch_size, shuffle=False)
+    dtype = _amp_dtype(amp, device)
+    was_training = model.training
+    model.eval()
+    outs, ys = [], []
+    try:
+        for batch in loader:
+            x, y = _split_batch(batch)
+            with _autocast(device, dtype):
+                out = model(_to_device(x, device, channels_last))
+            outs.append(out.float().cpu())
+            ys.append(y.cpu())
+    finally:
+        model.train(was_training)
+    if not outs:
+        raise ValueError("the evaluation data is empty")
+    return torch.cat(outs), torch.cat(ys)
+
+
+def evaluate(model: nn.Module, data, task: str = "classification", *, device=None,
+             batch_size: int = 256, amp: str = "off", channels_last: bool = False,
+             return_predictions: bool = False) -> dict:
+    """Loss and metrics of `model` on `data` (eval mode, no gradient).
+
+    classification: {"loss" (plain cross-entropy), "accuracy", "n"};
+    regression: {"loss" (= mse), "mse", "mae", "n"}.
+    With return_predictions=True also "outputs" and "targets" (CPU tensors) and, for
+    classification, "predictions" (argmax class per sample), e.g. for a confusion matrix.
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    out, y = predict(model, data, device=device, batch_size=batch_size, amp=amp, channels_last=channels_last)
+    result: dict[str, Any] = {"loss": _loss(out, y, task).item(), "n": len(y)}
+    if task == "classification":
+        pred = out.argmax(dim=1)
+        result["accuracy"] = (pred == y).float().mean().item()
+    else:
+        result.update(regression_metrics(out, y))
+    if return_predictions:
+        result.update(outputs=out, targets=y)
+        if task == "classification":
+            result["predictions"] = pred
+    return result
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def _read(path, *formats: str) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path} (expected a file written by unirep_lite.train)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated, foreign or non-torch file
+        raise ValueError(f"could not read {path} as a unirep_lite checkpoint: {e}") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in formats:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"{path} is not a {' or '.join(map(repr, formats))} file (found format {found!r})")
+    return ckpt
+
+
+def _check_same_model(state: dict, model: nn.Module, path) -> None:
+    """Raise a ValueError listing the differences when `state` was saved from another architecture."""
+    problems = describe_mismatch(model.state_dict(), state)
+    if problems:
+        raise ValueError(f"{path} was saved from a different model:\n{problems}")
+
+
+def _rng_state() -> dict:
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    # Decay only matrices and kernels; norms, biases, GRN and layer-scale vectors are left alone.
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.dim() > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _is_unireplknet(model: nn.Module) -> bool:
+    try:
+        from .blocks import UniRepLKNetBlock
+    except ImportError:
+        return False
+    return any(isinstance(m, UniRepLKNetBlock) for m in model.modules())
+
+
+def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfig] = None, *,
+        resume_from=None, stop_after: Optional[int] = None,
+        reparameterize_fn: Optional[Callable[[nn.Module], nn.Module]] = None) -> FitResult:
+    """Train `model` on `train_data`, validating on `val_data` after every epoch.
+
+    Data: DataLoaders, Datasets or (inputs, targets) tensor tuples; batches are (inputs, targets).
+    resume_from: a checkpoint written by an earlier call with the same config; training continues
+        after its last epoch and ends exactly where an uninterrupted run would.
+    stop_after: end this call after that many epochs in total (the schedule still spans
+        config.epochs); with config.checkpoint_path set, resume later, e.g. in a new Colab session.
+    reparameterize_fn: turns the trained model into its deploy structure; default
+        unirep_lite.reparameterize, used automatically for UniRepLKNet models.
+    Seed (unirep_lite.env.seed_everything) before creating the model so its initial weights repeat;
+    fit seeds everything else from config.seed.
+
+    Returns a FitResult: .model (trained, in eval mode), .history (.plot() it), and for a finished
+    run that was reparameterized .deploy_model and .deploy_check ({"n", "max_abs_diff", "agreement"}).
+
+        result = fit(model, (x_train, y_train), (x_val, y_val), TrainConfig(epochs=5))
+        result.history.plot()
+    """
+    cfg = config or TrainConfig()
+    if stop_after is not None and (not isinstance(stop_after, int) or stop_after < 1):
+        raise ValueError(f"stop_after must be an integer >= 1 (epochs in total), got {stop_after!r}")
+    device = torch.device(cfg.device) if cfg.device else default_device()
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"config.device is {cfg.device!r} but no CUDA GPU is available; use None (automatic) or 'cpu'")
+    task = cfg.task
+    seed_everything(cfg.seed)
+
+    train_loader = make_loader(train_data, cfg.batch_size, shuffle=True, seed=cfg.seed,
+                               num_workers=cfg.num_workers, drop_last=_drop_last(train_data, cfg.batch_size))
+    val_loader = None if val_data is None else make_loader(val_data, cfg.batch_size, shuffle=False,
+                                                           num_workers=cfg.num_workers)
+    try:
+        steps_per_epoch = len(train_loader)
+    except TypeError:
+        raise ValueError("fit needs training data with a length (a map-style Dataset or a sized loader)")
+    if steps_per_epoch == 0:
+        raise ValueError("the training data gives no batches (is it empty, or smaller than batch_size "
+                         "with drop_last?)")
+    total_steps = cfg.epochs * steps_per_epoch
+    warmup_steps = round(cfg.warmup_fraction * total_steps)
+
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    # LambdaLR multiplies the base lr by this factor; the shape itself lives in lr_at.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_at(s, total_steps, warmup_steps, cfg.lr, cfg.min_lr) / cfg.lr)
+    amp_dtype = _amp_dtype(cfg.amp, device)
+    # bf16 has float32's range and needs no loss scaling; fp16 does.
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    history = History(metric_name="accuracy" if task == "classification" else "mae")
+    start_epoch, step = 0, 0
+
+    if resume_from is not None:
+        ckpt = _read(resume_from, CHECKPOINT_FORMAT)
+        _check_same_model(ckpt["model"], model, resume_from)
+        _check_same_run(ckpt, cfg, steps_per_epoch, resume_from)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt["scaler"]:  # empty when saved without fp16 (e.g. on the CPU); then start afresh
+            scaler.load_state_dict(ckpt["scaler"])
+        start_epoch, step = ckpt["epoch"], ckpt["step"]
+        history = History.from_dict(ckpt["history"])
+        _set_rng_state(ckpt["rng"])
+
+    ckpt_path = Path(cfg.checkpoint_path) if cfg.checkpoint_path else None
+    end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
+    bar = _progress(cfg.progress, total=end_epoch * steps_per_epoch, initial=step)
+    try:
+        for epoch in range(start_epoch, end_epoch):
+            t0 = time.perf_counter()
+            _reseed_loader(train_loader, cfg.seed, epoch)
+            train_loss = _train_epoch(model, train_loader, optimizer, scheduler, scaler, amp_dtype, cfg,
+                                      device, history, bar, epoch)
+            step += steps_per_epoch
+            val_loss = val_metric = float("nan")
+            if val_loader is not None:
+                r = evaluate(model, val_loader, task, device=device, amp=cfg.amp, channels_last=cfg.channels_last)
+                val_loss, val_metric = r["loss"], r[history.metric_name]
+            history.epoch.append(epoch + 1)
+            history.train_loss.append(train_loss)
+            history.val_loss.append(val_loss)
+            history.val_metric.append(val_metric)
+            history.lr.append(optimizer.param_groups[0]["lr"])
+            history.epoch_time.append(time.perf_counter() - t0)
+            if bar is not None:
+                bar.set_postfix(_postfix(epoch, cfg.epochs, history.step_loss[-1], history))
+            if ckpt_path is not None:
+                atomic_save({"format": CHECKPOINT_FORMAT, "model": model.state_dict(),
+                             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                             "scaler": scaler.state_dict(), "epoch": epoch + 1, "step": step,
+                             "steps_per_epoch": steps_per_epoch, "history": history.to_dict(),
+                             "rng": _rng_state(), "config": dataclasses.asdict(cfg)}, ckpt_path)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    model.eval()
+    result = FitResult(model=model, history=history, checkpoint_path=ckpt_path,
+                       finished=(history.epoch[-1] if history.epoch else 0) >= cfg.epochs)
+    if not result.finished:
+        return result
+    want = cfg.reparameterize if cfg.reparameterize is not None else (
+        reparameterize_fn is not None or _is_unireplknet(model))
+    if want:
+        if reparameterize_fn is None:
+            from . import reparameterize as reparameterize_fn
+        check_data = val_loader if val_loader is not None else train_loader  # any data will do
+        result.deploy_model, result.deploy_check = _deploy(model, reparameterize_fn, check_data, task, device)
+        deploy_path = cfg.deploy_path or (ckpt_path.with_name(ckpt_path.stem + ".deploy.pt") if ckpt_path else None)
+        if deploy_path is not None:
+            result.deploy_path = atomic_save({"format": DEPLOY_FORMAT,
+                                              "model": result.deploy_model.state_dict()}, deploy_path)
+    return result
+
+
+def _train_epoch(model, loader, optimizer, scheduler, scaler, amp_dtype, cfg: TrainConfig, device,
+                 history: History, bar, epoch: int) -> float:
+    """One pass over the training data, one optimizer step per batch; returns the mean loss."""
+    model.train()
+    task, smoothing = cfg.task, (cfg.label_smoothing if cfg.task == "classification" else 0.0)
+    loss_sum, n_seen = 0.0, 0
+    for batch in loader:
+        x, y = _split_batch(batch)
+        x, y = _to_device(x, device, cfg.channels_last), y.to(device, non_blocking=True)
+        with _autocast(device, amp_dtype):
+            if cfg.mixup_alpha > 0:
+                lam = float(np.random.beta(cfg.mixup_alpha, cfg.mixup_alpha))
+                perm = torch.randperm(len(y)).to(device)
+                out = model(mixup(x, lam, perm))
+                # Mixing the inputs mixes the targets: the loss is the same blend of both labels' losses.
+                loss = lam * _loss(out, y, task, smoothing) + (1 - lam) * _loss(out, y[perm], task, smoothing)
+            else:
+                loss = _loss(model(x), y, task, smoothing)
+        history.step_lr.append(optimizer.param_groups[0]["lr"])
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.grad_clip is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        with warnings.catch_warnings():
+            # fp16 may skip a step on overflow; the schedule still advances, on purpose.
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
+            scheduler.step()
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"the training loss became {loss_value} at step {len(history.step_loss) + 1}"
+                                     f" (epoch {epoch + 1}); try a lower lr or grad_clip")
+        history.step_loss.append(loss_value)
+        bs = _batch_size(x)
+        loss_sum, n_seen = loss_sum + loss_value * bs, n_seen + bs
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(_postfix(epoch, cfg.epochs, loss_value, history), refresh=False)
+    return loss_sum / n_seen
+
+
+def _drop_last(train_data, batch_size: int) -> bool:
+    # A last batch of one sample breaks BatchNorm in training mode; drop the ragged batch when
+    # there are full ones (only for loaders fit builds).
+    try:
+        return len(train_data[0] if isinstance(train_data, (tuple, list)) else train_data) > batch_size
+    except TypeError:
+        return False
+
+
+def _reseed_loader(loader: DataLoader, seed: int, epoch: int) -> None:
+    """Make this epoch's shuffle depend on (seed, epoch) only, so a resumed run shuffles the same.
+
+    Loaders without a generator draw their shuffle seed from torch's global RNG, which the
+    checkpoint restores, so they repeat as well.
+    """
+    gen = getattr(loader, "generator", None)
+    if isinstance(gen, torch.Generator):
+        gen.manual_seed(seed * 100_003 + epoch)
+
+
+def _check_same_run(ckpt: dict, cfg: TrainConfig, steps_per_epoch: int, path) -> None:
+    saved = ckpt.get("config", {})
+    now = dataclasses.asdict(cfg)
+    diffs = [f"{k}: saved {saved.get(k)!r}, now {now[k]!r}" for k in _RUN_FIELDS if saved.get(k) != now[k]]
+    if ckpt.get("steps_per_epoch") != steps_per_epoch:
+        diffs.append(f"steps per epoch: saved {ckpt.get('steps_per_epoch')}, now {steps_per_epoch} "
+                     "(different training data or batch size)")
+    if diffs:
+        raise ValueError(f"cannot resume from {path}: the run's settings differ ({'; '.join(diffs)}). "
+                         "Resume with the same TrainConfig, or start a new run from its weights "
+                         "with unirep_lite.load_checkpoint(model, path).")
+
+
+def _progress(enabled: bool, total: int, initial: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+
+
+def _postfix(epoch: int, epochs: int, loss: float, history: History) -> dict:
+    post = {"epoch": f"{epoch + 1}/{epochs}", "loss": f"{loss:.4f}"}
+    if history.val_metric and not math.isnan(history.val_metric[-1]):
+        post[f"val_{history.metric_name}"] = f"{history.val_metric[-1]:.4f}"
+    return post
+
+
+@torch.no_grad()
+def _deploy(model: nn.Module, reparameterize_fn, loader: DataLoader, task: str,
+            device: torch.device) -> tuple[nn.Module, dict]:
+    """Reparameterize and check, in float32, that the deploy model predicts what the trained one does.
+
+    Both models see each batch together, so shuffling or random augmentation in `loader` can't
+    make them disagree.
+    """
+    model.eval()
+    deploy_model = reparameterize_fn(model).to(device).eval()
+    n, agree, max_abs_diff, scale = 0, 0, 0.0, 0.0
+    for batch in loader:
+        x, _ = _split_batch(batch)
+        x = _to_device(x, device, channels_last=False)
+        ref, out = model(x).float(), deploy_model(x).float()
+        n += len(ref)
+        max_abs_diff = max(max_abs_diff, (out - ref).abs().max().item())
+        scale = max(scale, ref.abs().max().item())
+        if task == "classification":
+            agree += (out.argmax(1) == ref.argmax(1)).sum().item()
+    check = {"n": n, "max_abs_diff": max_abs_diff}
+    if task == "classification":
+        check["agreement"] = agree / n
+        ok = agree == n
+    else:
+        # float32 reassociation in the merged kernels moves outputs by ~1e-6 relative; allow 1e-4.
+        ok = max_abs_diff <= 1e-4 * max(1.0, scale)
+    if not ok:
+        raise RuntimeError(f"the reparameterized model does not reproduce the trained one: {check}")
+    return deploy_model, check
