@@ -1,0 +1,51 @@
+"""Offline datasets, real-benchmark loaders and the cache they live in, one module per modality.
+
+`images` (real MNIST "digits"), `audio` (synthetic spoken "speech"), `video` (synthetic actions),
+`points` ("shapes") and `weather`: each has `build(fast=None, root=None, force=False) -> folder`,
+`load(split, ...) -> Dataset` for split in train/val/test, and a loader for the real benchmark's own
+layout. `python -m unirep_lite.data build` builds every offline dataset once into `data_root()`.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Sequence
+
+
+def drop_unreadable(items: Sequence, read: Callable, desc: str = "checking files"):
+    """Folder loaders' on_error="skip": read every item once, keep those that read without ValueError.
+
+    Returns (kept items, error messages: list[str]); the messages, which name each file, also go to a warning.
+    """
+    from tqdm.auto import tqdm
+
+    kept, skipped = [], []
+    for item in tqdm(items, desc=desc, leave=False):
+        try:
+            read(item)
+            kept.append(item)
+        except ValueError as e:
+            skipped.append(str(e))
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} unreadable file(s):\n  " + "\n  ".join(skipped))
+    return kept, skipped
+
+
+def load_npy(path, **kwargs):
+    """np.load that names the file and the fix when a cached array is truncated or not an .npy."""
+    import numpy as np
+
+    try:
+        return np.load(path, **kwargs)
+    except FileNotFoundError:
+        raise
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable .npy file ({e}); rebuild the dataset with "
+                         f"`python -m unirep_lite.data build --force`") from e
+
+
+# after the helpers above: the modality modules import them from here
+from unirep_lite.data import audio, cache, images, video  # noqa: E402
+from unirep_lite.data.cache import data_root, dataset_checksum, verify  # noqa: E402
+
+__all__ = ["audio", "cache", "images", "video", "data_root", "dataset_checksum", "verify",
+           "drop_unreadable", "load_npy"]

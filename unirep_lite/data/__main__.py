@@ -1,0 +1,87 @@
+"""Build, list and verify the offline datasets.
+
+    python -m unirep_lite.data build [NAME ...] [--fast] [--force]   (default: all of them)
+    python -m unirep_lite.data list                                   (names, folders, built or not)
+    python -m unirep_lite.data verify [NAME ...]                      (checksums against MANIFEST.json)
+
+--fast builds the small CI variants (also chosen by UNIREP_FAST=1); the cache folder is
+`unirep_lite.data.data_root()` ($UNIREP_DATA to move it).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from unirep_lite.data import cache
+
+# dataset name -> module with build()/load(); points and weather come from another part of the issue
+MODULES = {"digits": "images", "speech": "audio", "video": "video", "shapes": "points",
+           "weather": "weather"}
+
+
+def registry() -> dict:
+    """name -> module, for the modality modules that are importable."""
+    found = {}
+    for name, module in MODULES.items():
+        try:
+            found[name] = importlib.import_module(f"unirep_lite.data.{module}")
+        except ModuleNotFoundError as e:
+            if e.name != f"unirep_lite.data.{module}":  # a real missing dependency: say so
+                raise
+    return found
+
+
+def _pick(names: list[str], available: dict) -> list[str]:
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise SystemExit(f"unknown dataset(s) {unknown}; available: {sorted(available)}")
+    return names or list(available)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m unirep_lite.data", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="build offline datasets (all by default)")
+    b.add_argument("names", nargs="*")
+    b.add_argument("--fast", action="store_true", default=None, help="small CI variants")
+    b.add_argument("--force", action="store_true", help="rebuild even if a matching build exists")
+    sub.add_parser("list", help="list datasets and where they are")
+    v = sub.add_parser("verify", help="check built datasets against their manifests")
+    v.add_argument("names", nargs="*")
+    args = parser.parse_args(argv)
+
+    available = registry()
+    root = cache.data_root()
+    if args.command == "build":
+        for name in _pick(args.names, available):
+            folder = available[name].build(fast=args.fast, force=args.force)
+            print(f"{name}: {folder}  sha256 {cache.dataset_checksum(folder)[:16]}")
+        return 0
+    if args.command == "list":
+        print(f"data root: {root}")
+        for name in MODULES:
+            builds = [b.name for b in _builds(root, name)]
+            state = (", ".join(builds) if builds else "not built") if name in available \
+                else "module not available"
+            print(f"  {name:8s} {state}")
+        return 0
+    bad = 0
+    for name in _pick(args.names, available):
+        builds = _builds(root, name)
+        if not builds:
+            print(f"{name}: not built")
+        for folder in builds:
+            broken = cache.verify(folder)
+            bad += bool(broken)
+            print(f"{folder.name}: " + (f"{len(broken)} file(s) changed: {broken[:5]}" if broken else "ok"))
+    return 1 if bad else 0
+
+
+def _builds(root, name: str) -> list:
+    """Finished builds of one dataset: `<name>` and its small variant `<name>-fast`, where present."""
+    return [root / n for n in (name, f"{name}-fast") if (root / n / cache.MANIFEST).is_file()]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

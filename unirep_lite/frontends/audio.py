@@ -1,0 +1,95 @@
+"""Audio front-end: waveform -> Kaldi-style log-mel filterbank seen as a 1 x T x F image.
+
+As in the paper: 128 mel bins, 25 ms Hanning windows every 10 ms (torchaudio.compliance.kaldi.fbank
+with htk_compat), padded to T = 128 frames for a 1 s clip (which has 98 frames), and SpecAugment
+(frequency and time masks of up to 48) for training only.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+SAMPLE_RATE = 16000
+NUM_MEL_BINS = 128
+TARGET_FRAMES = 128
+FRAME_LENGTH_MS, FRAME_SHIFT_MS = 25.0, 10.0
+LOW_FREQ = 20.0  # Kaldi's default lowest mel-filter edge
+
+
+def hz_to_mel(f):
+    """HTK's mel scale, the one kaldi.fbank uses."""
+    return 1127.0 * math.log(1.0 + f / 700.0)
+
+
+def mel_to_hz(m):
+    return 700.0 * (math.exp(m / 1127.0) - 1.0)
+
+
+def mel_bin_centers(num_bins: int = NUM_MEL_BINS, sample_rate: int = SAMPLE_RATE,
+                    low_freq: float = LOW_FREQ, high_freq: float | None = None) -> torch.Tensor:
+    """Centre frequency (Hz) of each triangular mel filter: equally spaced in mel between the edges."""
+    high_freq = sample_rate / 2 if high_freq is None else high_freq
+    lo, hi = hz_to_mel(low_freq), hz_to_mel(high_freq)
+    step = (hi - lo) / (num_bins + 1)
+    return torch.tensor([mel_to_hz(lo + (m + 1) * step) for m in range(num_bins)])
+
+
+def log_mel_fbank(wave: torch.Tensor, sample_rate: int = SAMPLE_RATE,
+                  num_mel_bins: int = NUM_MEL_BINS) -> torch.Tensor:
+    """One mono waveform (1 x N) -> log-mel filterbank, frames x bins (no padding, no normalising)."""
+    import torchaudio.compliance.kaldi as kaldi
+
+    min_samples = int(sample_rate * FRAME_LENGTH_MS / 1000)
+    if wave.ndim != 2 or wave.shape[0] != 1 or wave.shape[1] < min_samples:
+        raise ValueError(f"expected a mono waveform 1 x N with N >= {min_samples} samples "
+                         f"(one 25 ms window), got shape {tuple(wave.shape)}")
+    return kaldi.fbank(wave.float(), sample_frequency=sample_rate, num_mel_bins=num_mel_bins,
+                       frame_length=FRAME_LENGTH_MS, frame_shift=FRAME_SHIFT_MS,
+                       window_type="hanning", htk_compat=True, use_energy=False, dither=0.0)
+
+
+class AudioFrontend(nn.Module):
+    """Waveform -> 1 x T x F log-mel image (T = target_frames, F = num_mel_bins).
+
+    Input: N, 1 x N (one clip) or B x 1 x N (a batch) -> 1 x T x F or B x 1 x T x F.
+    normalize: each clip's filterbank gets zero mean and unit variance over its real frames, so the
+      zero padding up to T frames sits at the clip's average level.
+    augment: SpecAugment (one frequency mask and one time mask, each up to 48 wide), applied only
+      when augment=True and the module is in training mode; build the training front-end with
+      augment=True and the evaluation one without.
+    """
+
+    def __init__(self, sample_rate: int = SAMPLE_RATE, num_mel_bins: int = NUM_MEL_BINS,
+                 target_frames: int = TARGET_FRAMES, normalize: bool = True, augment: bool = False,
+                 freq_mask: int = 48, time_mask: int = 48):
+        super().__init__()
+        import torchaudio.transforms as T
+
+        self.sample_rate, self.num_mel_bins, self.target_frames = sample_rate, num_mel_bins, target_frames
+        self.normalize, self.augment = normalize, augment
+        self.freq_masking = T.FrequencyMasking(freq_mask)
+        self.time_masking = T.TimeMasking(time_mask)
+
+    def one(self, wave: torch.Tensor) -> torch.Tensor:
+        fb = log_mel_fbank(wave, self.sample_rate, self.num_mel_bins)
+        if self.normalize:
+            fb = (fb - fb.mean()) / (fb.std() + 1e-5)
+        fb = fb[: self.target_frames]
+        fb = nn.functional.pad(fb, (0, 0, 0, self.target_frames - fb.shape[0]))
+        if self.augment and self.training:
+            # torchaudio masks (..., freq, time): transpose in and out of that layout
+            spec = fb.T.unsqueeze(0)
+            spec = self.time_masking(self.freq_masking(spec))
+            fb = spec[0].T
+        return fb.unsqueeze(0)  # 1 x T x F
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.ndim == 1:
+            return self.one(wave.unsqueeze(0))
+        if wave.ndim == 2 and wave.shape[0] == 1:
+            return self.one(wave)
+        if wave.ndim == 3 and wave.shape[1] == 1:
+            return torch.stack([self.one(w) for w in wave])
+        raise ValueError(f"expected a waveform N, 1 x N or B x 1 x N (mono), got shape {tuple(wave.shape)}")

@@ -1,0 +1,103 @@
+"""Time-series front-end: Corrformer's embedding into 1 x H x W images, and a forecasting head back.
+
+As in the paper (section 3.4): a window B x L x D (L hours, D channels, e.g. stations x features) is
+split into n nodes of D/n channels, B*n x L x D/n; a linear layer projects each hour's D/n values to
+D', and each node's L x D' map is one single-channel image, B*n x 1 x H x W with H*W = L*D'
+(H = L, W = D' unless told otherwise). The backbone (`create_model(..., in_chans=1, num_classes=0)`)
+pools each node's image into features; the head maps them to the node's horizon x D/n forecast,
+and the nodes are put back together as B x horizon x D.
+
+Nodes are processed independently by the backbone; here the nodes share no information (Corrformer's
+decoder, which mixes them, is not part of this lite version).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def split_nodes(x: Tensor, n_nodes: int) -> Tensor:
+    """B x L x D -> B*n x L x D/n: node k holds channels k*D/n ... (k+1)*D/n - 1."""
+    b, length, d = x.shape
+    if d % n_nodes:
+        raise ValueError(f"D = {d} channels do not split into {n_nodes} equal nodes")
+    return x.reshape(b, length, n_nodes, d // n_nodes).permute(0, 2, 1, 3).reshape(b * n_nodes, length, d // n_nodes)
+
+
+def merge_nodes(y: Tensor, n_nodes: int) -> Tensor:
+    """B*n x T x D/n -> B x T x D, the inverse of `split_nodes`."""
+    bn, t, per_node = y.shape
+    b = bn // n_nodes
+    return y.reshape(b, n_nodes, t, per_node).permute(0, 2, 1, 3).reshape(b, t, n_nodes * per_node)
+
+
+class CorrformerEmbedding(nn.Module):
+    """B x L x D -> B*n x 1 x H x W (H*W = L*D'); ValueError naming the expected shape otherwise."""
+
+    def __init__(self, input_len: int, channels: int, n_nodes: int, d_model: int,
+                 image_size: tuple[int, int] | None = None):
+        super().__init__()
+        if channels % n_nodes:
+            raise ValueError(f"channels D = {channels} must be divisible by n_nodes = {n_nodes}")
+        self.input_len, self.channels, self.n_nodes, self.d_model = input_len, channels, n_nodes, d_model
+        self.image_size = image_size or (input_len, d_model)
+        if self.image_size[0] * self.image_size[1] != input_len * d_model:
+            raise ValueError(f"image_size {self.image_size} must hold L*D' = {input_len * d_model} pixels")
+        self.proj = nn.Linear(channels // n_nodes, d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 3 or x.shape[1:] != (self.input_len, self.channels):
+            raise ValueError(f"expected a window of shape (B, L={self.input_len}, D={self.channels}), "
+                             f"got {tuple(x.shape)}")
+        tokens = self.proj(split_nodes(x, self.n_nodes))  # B*n x L x D'
+        return tokens.reshape(-1, 1, *self.image_size)
+
+
+class ForecastHead(nn.Module):
+    """Pooled backbone features B*n x C -> forecast B x horizon x D (each node's horizon x D/n)."""
+
+    def __init__(self, in_features: int, horizon: int, channels: int, n_nodes: int):
+        super().__init__()
+        self.horizon, self.n_nodes, self.per_node = horizon, n_nodes, channels // n_nodes
+        self.proj = nn.Linear(in_features, horizon * self.per_node)
+
+    def forward(self, features: Tensor) -> Tensor:
+        if features.ndim != 2 or features.shape[0] % self.n_nodes or features.shape[1] != self.proj.in_features:
+            raise ValueError(f"expected features of shape (B*n, {self.proj.in_features}) with n = {self.n_nodes}, "
+                             f"got {tuple(features.shape)}")
+        y = self.proj(features).reshape(-1, self.horizon, self.per_node)
+        return merge_nodes(y, self.n_nodes)
+
+
+class TimeSeriesForecaster(nn.Module):
+    """Embedding + UniRepLKNet backbone (1 input channel, no classifier) + forecasting head.
+
+    window B x L x D -> forecast B x horizon x D. instance_norm=True (default) removes each window's
+    per-channel mean and std before the embedding and puts them back on the forecast, so the network
+    learns the shape of what comes next rather than each station's level; False gives the plain
+    Corrformer embedding. `backbone` is a name for `create_model` (extra keywords go to it, e.g.
+    dims=, depths=, lk_size=) or a ready model with `num_features` and `forward_features`.
+    """
+
+    def __init__(self, input_len: int, horizon: int, channels: int, n_nodes: int = 1, d_model: int = 48,
+                 backbone="unireplknet_a", image_size=None, instance_norm: bool = True, **backbone_kwargs):
+        super().__init__()
+        if isinstance(backbone, str):
+            from unirep_lite import create_model
+
+            backbone = create_model(backbone, in_chans=1, num_classes=0, **backbone_kwargs)
+        self.embed = CorrformerEmbedding(input_len, channels, n_nodes, d_model, image_size)
+        self.backbone = backbone
+        self.head = ForecastHead(backbone.num_features, horizon, channels, n_nodes)
+        self.instance_norm = instance_norm
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.instance_norm:
+            if x.ndim != 3:  # the embedding's own check runs after normalising; catch other ranks first
+                raise ValueError(f"expected a window of shape (B, L={self.embed.input_len}, "
+                                 f"D={self.embed.channels}), got {tuple(x.shape)}")
+            mean = x.mean(dim=1, keepdim=True)
+            std = (x.var(dim=1, keepdim=True, unbiased=False) + 1e-5).sqrt()
+            x = (x - mean) / std
+        y = self.head(self.backbone.forward_features(self.embed(x)))
+        return y * std + mean if self.instance_norm else y
