@@ -1,0 +1,176 @@
+"""ERF tools: cases with a known answer, the area-ratio definition, determinism, bad input."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from unirep_lite import create_model, erf
+
+
+class Stages(nn.Module):
+    """Wraps layers so that forward returns a list of stage maps, like timm's features_only."""
+
+    def __init__(self, *stages):
+        super().__init__()
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x):
+        outs = []
+        for s in self.stages:
+            x = s(x)
+            outs.append(x)
+        return outs
+
+
+def test_single_conv_erf_is_its_kernel_support():
+    # One kxk conv with positive weights: the centre output depends on exactly the kxk pixels under
+    # it, and with positive inputs every one of them gets a positive gradient.
+    k, res = 5, 17
+    conv = nn.Conv2d(3, 4, k, padding=k // 2, bias=False)
+    nn.init.uniform_(conv.weight, 0.1, 1.0)
+    e = erf.compute_erf(Stages(conv), torch.rand(2, 3, res, res) + 0.1, progress=False)
+    support = e.raw > 0
+    expected = np.zeros((res, res), dtype=bool)
+    c = res // 2
+    expected[c - k // 2:c + k // 2 + 1, c - k // 2:c + k // 2 + 1] = True
+    assert np.array_equal(support, expected)
+    assert e.theoretical_rf == k
+    # the gradient of a linear conv is its kernel, summed over in/out channels, for every image
+    assert np.allclose(e.raw[expected].reshape(k, k), conv.weight.detach().sum((0, 1)).numpy(), rtol=1e-5)
+
+
+def test_dilated_conv_erf_is_sparse_grid():
+    k, r, res = 3, 3, 15
+    conv = nn.Conv2d(1, 1, k, padding=r * (k // 2), dilation=r, bias=False)
+    nn.init.constant_(conv.weight, 1.0)
+    e = erf.compute_erf(Stages(conv), torch.ones(1, 1, res, res), progress=False)
+    ys, xs = np.nonzero(e.raw)
+    c = res // 2
+    assert sorted(set(ys - c)) == [-r, 0, r] and sorted(set(xs - c)) == [-r, 0, r]
+    assert e.theoretical_rf == (k - 1) * r + 1
+
+
+def test_receptive_field_recurrence():
+    assert erf.receptive_field([]) == 1
+    assert erf.receptive_field([(3, 1, 1)] * 2) == 5
+    assert erf.receptive_field([(3, 2, 1), (3, 2, 1)]) == 7      # second layer's step is 2 px
+    assert erf.receptive_field([(7, 2, 1), (3, 2, 1), (3, 1, 1)]) == 7 + 2 * 2 + 2 * 4
+    assert erf.receptive_field([(3, 1, 2)]) == 5                   # dilation 2: (3-1)*2+1
+
+
+def test_unireplknet_theoretical_rf_matches_hand_count():
+    # stem: two 3x3 s2 convs (1 + 2 + 2*2 = 7, step 4); stage 1: two 3x3 blocks (+2*4 each) = 23.
+    m = create_model("unireplknet_a", num_classes=0, depths=(2, 2, 1, 1)).eval()
+    assert erf.theoretical_receptive_field(m, stage=0, resolution=64) == 23
+    # stage 2: downsample 3x3 s2 (+2*4 = 31, step 8), two 13x13 blocks (+12*8 each) = 223
+    assert erf.theoretical_receptive_field(m, stage=1, resolution=64) == 223
+    small = create_model("unireplknet_a", num_classes=0, lk_size=3, depths=(2, 2, 1, 1)).eval()
+    assert erf.theoretical_receptive_field(small, stage=1, resolution=64) == 31 + 2 * 2 * 8
+
+
+def test_area_ratio_on_hand_made_maps():
+    m = np.zeros((11, 11))
+    m[5, 5] = 1.0                                   # all mass at the centre
+    assert erf.area_ratio(m, 0.99) == pytest.approx(1 / 121)
+    m = np.zeros((11, 11))
+    m[4:7, 4:7] = 1.0                               # uniform 3x3 around the centre
+    assert erf.area_ratio(m, 0.5) == pytest.approx(9 / 121)      # 1/9 < 0.5 needs the full 3x3
+    assert erf.area_ratio(m, 1 / 9) == pytest.approx(1 / 121)    # the centre alone holds 1/9
+    m = np.ones((10, 10))                           # even side: centre (5, 5), largest square 9x9
+    assert erf.area_ratio(m, 0.81) == pytest.approx(81 / 100)
+    assert erf.area_ratio(m, 0.99) == 1.0           # no centred square holds it: the whole map
+    m = np.ones((9, 9))
+    ratios = [erf.area_ratio(m, t) for t in erf.THRESHOLDS]
+    assert ratios == sorted(ratios)                 # more mass needs a larger square
+
+
+def test_area_ratio_rejects_bad_input():
+    with pytest.raises(ValueError, match="2-D"):
+        erf.area_ratio(np.ones((2, 3, 3)), 0.5)
+    with pytest.raises(ValueError, match="threshold"):
+        erf.area_ratio(np.ones((3, 3)), 1.5)
+    with pytest.raises(ValueError, match="all zeros"):
+        erf.area_ratio(np.zeros((3, 3)), 0.5)
+    with pytest.raises(ValueError, match="negative"):
+        erf.area_ratio(-np.ones((3, 3)), 0.5)
+
+
+def test_scale_log_range():
+    s = erf.scale_log(np.array([[0.0, 9.0], [99.0, 0.0]]))
+    assert s.min() == 0 and s.max() == 1
+    assert s[0, 1] == pytest.approx(0.5)            # log10(10) / log10(100)
+
+
+def test_load_images_sources_and_determinism(tmp_path):
+    photos = erf.load_images("photos", n=3, resolution=32)
+    assert photos.shape == (3, 3, 32, 32)
+    more = erf.load_images("photos", n=len(erf.PHOTOS) + 2, resolution=16, seed=1)
+    assert torch.equal(more, erf.load_images("photos", n=len(erf.PHOTOS) + 2, resolution=16, seed=1))
+    assert torch.equal(erf.load_images("noise", 2, 16, seed=3), erf.load_images("noise", 2, 16, seed=3))
+    assert not torch.equal(erf.load_images("noise", 2, 16, seed=3), erf.load_images("noise", 2, 16, seed=4))
+    from PIL import Image
+
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(np.full((20, 30), 128, np.uint8)).save(tmp_path / "sub" / "grey.png")
+    folder = erf.load_images(tmp_path, n=2, resolution=8, normalize=False)
+    assert folder.shape == (2, 3, 8, 8) and torch.allclose(folder[0], torch.full((3, 8, 8), 128 / 255))
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        erf.load_images(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no image files"):
+        erf.load_images(tmp_path / "empty")
+    with pytest.raises(ValueError, match="resolution"):
+        erf.load_images("noise", 1, 4)
+
+
+def test_erf_is_deterministic_and_merge_invariant():
+    imgs = erf.load_images("photos", n=2, resolution=64)
+    model = erf.build_model("unireplknet_a", lk_size=7, seed=0, depths=(1, 1, 1, 1))
+    a = erf.compute_erf(model, imgs, stage=2, progress=False)
+    b = erf.compute_erf(erf.build_model("unireplknet_a", lk_size=7, seed=0, depths=(1, 1, 1, 1)), imgs,
+                        stage=2, progress=False)
+    assert np.array_equal(a.raw, b.raw)
+    # the reparameterized model is the same function in eval mode, so it has the same ERF
+    c = erf.compute_erf(model, imgs, stage=2, progress=False, merge=False)
+    assert np.allclose(a.raw, c.raw, rtol=1e-4, atol=1e-6 * a.raw.max())
+    assert a.area_ratios() == c.area_ratios()
+    assert model.training is False and not any(getattr(m, "deploy", False) for m in model.modules())
+
+
+def test_batching_does_not_change_the_erf():
+    imgs = erf.load_images("noise", n=3, resolution=32)
+    model = erf.build_model("unireplknet_a", depths=(1, 1, 1, 1), lk_size=5)
+    one = erf.compute_erf(model, imgs, stage=1, batch_size=1, progress=False).raw
+    all3 = erf.compute_erf(model, imgs, stage=1, batch_size=3, progress=False).raw
+    assert np.allclose(one, all3, rtol=1e-4, atol=1e-7 * one.max())
+
+
+def test_timm_baselines_offline():
+    imgs = erf.load_images("noise", n=1, resolution=64)
+    for name in ("convnextv2_atto", "resnet18"):
+        e = erf.compute_erf(erf.build_model(name), imgs, progress=False, label=name)
+        assert e.raw.shape == (64, 64) and e.raw.sum() > 0
+    resnet = erf.build_model("resnet18")
+    assert [o.shape[-1] for o in resnet(torch.zeros(1, 3, 64, 64))] == [16, 8, 4, 2]  # strides 4..32
+    # conv1 7x7 s2, maxpool 3x3 s2, layer1: four 3x3 convs at step 4 -> 1+6+2*2+4*2*4 = 43
+    assert erf.theoretical_receptive_field(resnet, stage=0, resolution=64) == 43
+
+
+def test_bad_model_and_stage():
+    with pytest.raises(ValueError, match="stage feature maps"):
+        erf.compute_erf(nn.Conv2d(3, 3, 3), torch.zeros(1, 3, 8, 8), progress=False)
+    with pytest.raises(ValueError, match="out of range"):
+        erf.compute_erf(Stages(nn.Conv2d(3, 3, 3, padding=1)), torch.zeros(1, 3, 8, 8), stage=3, progress=False)
+    with pytest.raises(ValueError, match="unknown model"):
+        erf.build_model("not_a_model")
+    with pytest.raises(ValueError, match="lk_size"):
+        erf.build_model("resnet18", lk_size=7)
+
+
+def test_table_rows():
+    imgs = erf.load_images("noise", n=1, resolution=32)
+    e = erf.compute_erf(Stages(nn.Conv2d(3, 2, 3, padding=1)), imgs, progress=False, label="conv")
+    rows = erf.erf_table([e])
+    assert rows[0]["model"] == "conv" and rows[0]["theoretical RF (px)"] == 3 and rows[0]["stage"] == 1
+    assert set(rows[0]) >= {f"t={t}" for t in erf.THRESHOLDS}
+    assert "conv" in erf.format_table(rows)

@@ -1,0 +1,215 @@
+"""Figures for the course: branch and merged kernels of a Dilated Reparam Block, and ERF heatmaps.
+
+Every function returns its figure (matplotlib or plotly) and shows nothing itself, so notebooks,
+widgets and tests use the same code. Kernels are drawn with a diverging colour map centred on zero
+(weights have a sign); ERFs with a sequential one (contributions do not).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .reparam import dilated_to_sparse, fuse_bn, pad_to
+
+
+# ------------------------------------------------------------------------------------ kernels
+
+@torch.no_grad()
+def block_kernels(block, channel: int = 0) -> list[tuple[str, np.ndarray]]:
+    """(title, KxK kernel) of each branch of a Dilated Reparam Block, BN folded, then the merged one.
+
+    Each dilated kxk branch is written as the sparse KxK kernel it equals (reparam.dilated_to_sparse
+    and pad_to), so the merged kernel is exactly the sum of the panels before it.
+    """
+    if getattr(block, "deploy", False):
+        return [(f"merged {block.K}x{block.K}", block.lk_origin.weight[channel, 0].double().cpu().numpy())]
+    if not 0 <= channel < block.channels:
+        raise ValueError(f"channel must be in [0, {block.channels}), got {channel}")
+    parts = []
+    for conv, bn, r in block.branches():
+        w, _ = fuse_bn(conv.weight, bn)
+        k = conv.kernel_size[0]
+        title = f"{block.K}x{block.K} (dense)" if r == 1 and k == block.K else f"k={k}, r={r}"
+        parts.append((title, pad_to(dilated_to_sparse(w, r), block.K)[channel, 0].double().cpu().numpy()))
+    merged, _ = block.merged_kernel()
+    parts.append((f"merged {block.K}x{block.K}", merged[channel, 0].double().cpu().numpy()))
+    return parts
+
+
+def branch_footprints(K: int, ks: Sequence[int], rs: Sequence[int]) -> list[tuple[str, np.ndarray]]:
+    """Which input pixels (of the KxK window) each branch sees: 1 where it has a weight, else 0."""
+    out = [(f"{K}x{K} (dense)", np.ones((K, K)))]
+    for k, r in zip(ks, rs):
+        ones = torch.ones(1, 1, k, k, dtype=torch.float64)
+        out.append((f"k={k}, r={r}", pad_to(dilated_to_sparse(ones, r), K)[0, 0].numpy()))
+    return out
+
+
+def _kernel_ax(ax, kernel: np.ndarray, title: str, vmax: float, cmap: str = "RdBu_r") -> None:
+    ax.imshow(kernel, cmap=cmap, vmin=-vmax if cmap == "RdBu_r" else 0, vmax=vmax)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_kernels(parts: Sequence[tuple[str, np.ndarray]], suptitle: str = "", shared_scale: bool = True):
+    """A row of kernel heatmaps (diverging colours, zero = white). Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    if not parts:
+        raise ValueError("plot_kernels needs at least one (title, kernel) pair")
+    n = len(parts)
+    fig, axes = plt.subplots(1, n, figsize=(1.9 * n + 0.4, 2.4), squeeze=False)
+    vmax = max(np.abs(k).max() for _, k in parts) or 1.0
+    for ax, (title, k) in zip(axes[0], parts):
+        _kernel_ax(ax, k, title, vmax if shared_scale else (np.abs(k).max() or 1.0))
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_block(block, channel: int = 0, suptitle: str | None = None):
+    """Two rows for a Dilated Reparam Block: the pixels each branch sees, and its (sparse) kernel;
+    the last panel of the kernel row is the merged kernel, the sum of the others."""
+    import matplotlib.pyplot as plt
+
+    kernels = block_kernels(block, channel)
+    feet = branch_footprints(block.K, block.ks, block.rs) + [("merged: all of them", None)]
+    n = len(kernels)
+    fig, axes = plt.subplots(2, n, figsize=(1.75 * n + 0.4, 4.4), squeeze=False)
+    vmax = max(np.abs(k).max() for _, k in kernels) or 1.0
+    for j, ((t_k, k), (t_f, f)) in enumerate(zip(kernels, feet)):
+        if f is None:  # the merged kernel sees the union: every pixel of the KxK window
+            f = np.ones_like(k)
+        _kernel_ax(axes[0, j], f * 0.6, t_f, 1.0, cmap="Greys")
+        _kernel_ax(axes[1, j], k, t_k, vmax)
+    axes[0, 0].set_ylabel("pixels seen", fontsize=9)
+    axes[1, 0].set_ylabel("kernel", fontsize=9)
+    fig.suptitle(suptitle if suptitle is not None else
+                 f"Dilated Reparam Block K={block.K}: branches and merged kernel (channel {channel})", fontsize=10)
+    fig.tight_layout(h_pad=1.5)
+    return fig
+
+
+def plotly_kernels(parts: Sequence[tuple[str, np.ndarray]], title: str = ""):
+    """Interactive version of plot_kernels: hover shows each weight."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    n = len(parts)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[t for t, _ in parts], horizontal_spacing=0.02)
+    vmax = max(np.abs(k).max() for _, k in parts) or 1.0
+    for j, (_, k) in enumerate(parts, start=1):
+        fig.add_trace(go.Heatmap(z=k, colorscale="RdBu_r", zmin=-vmax, zmax=vmax, showscale=(j == n)), 1, j)
+        fig.update_xaxes(showticklabels=False, row=1, col=j)
+        fig.update_yaxes(showticklabels=False, autorange="reversed", scaleanchor=f"x{j if j > 1 else ''}",
+                         row=1, col=j)
+    fig.update_layout(title=title, height=260, width=max(400, 170 * n), margin=dict(l=10, r=10, t=60, b=10))
+    return fig
+
+
+# ------------------------------------------------------------------------------------ ERFs
+
+def _square(ax, side: int, res: int, **kw) -> None:
+    from matplotlib.patches import Rectangle
+
+    side = min(side, res)
+    c = res // 2
+    ax.add_patch(Rectangle((c - side / 2, c - side / 2), side, side, fill=False, **kw))
+
+
+SCALES = ("replknet", "decades")
+
+
+def erf_image(e, scale: str = "replknet") -> np.ndarray:
+    """What to draw for an ERF: RepLKNet's log10(x+1) in [0, 1], or 4 decades below the peak."""
+    if scale == "replknet":
+        return e.scaled
+    if scale == "decades":
+        return e.decades(4.0)
+    raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+
+
+def plot_erfs(erfs: Sequence, threshold: float | None = 0.5, cols: int | None = None, suptitle: str = "",
+              scale: str = "replknet"):
+    """ERF heatmaps side by side, scaled as RepLKNet does ("replknet") or in decades ("decades").
+
+    Dashed white square: the theoretical receptive field (clipped to the image); solid cyan square:
+    the smallest centred square holding `threshold` of the contribution (its area ratio in the title).
+    """
+    import matplotlib.pyplot as plt
+
+    erfs = list(erfs)
+    if not erfs:
+        raise ValueError("plot_erfs needs at least one ERF")
+    cols = cols or min(len(erfs), 4)
+    rows = (len(erfs) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(erfs):]:
+        ax.axis("off")
+    for ax, e in zip(axes.flat, erfs):
+        ax.imshow(erf_image(e, scale), cmap="magma", vmin=0, vmax=1)
+        title = e.label or f"stage {e.stage}"
+        res = e.resolution
+        if e.theoretical_rf is not None:
+            _square(ax, e.theoretical_rf, res, edgecolor="white", linestyle="--", linewidth=1)
+        if threshold is not None:
+            ratio = e.area_ratios((threshold,))[threshold]
+            side = int(round(np.sqrt(ratio) * res))
+            _square(ax, side, res, edgecolor="cyan", linewidth=1.2)
+            title += f"\nratio@{threshold}: {ratio:.3f}"
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(suptitle or ("ERF, log10(x+1) scaled to [0, 1]" if scale == "replknet" else
+                              "ERF, decades below the peak (black: 10^-4 of the peak or less)"), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_area_ratios(erfs: Sequence, thresholds: Sequence[float] | None = None):
+    """Area ratio against threshold, one line per ERF (higher = contribution spread wider)."""
+    import matplotlib.pyplot as plt
+
+    from .erf import THRESHOLDS
+
+    thresholds = tuple(thresholds or THRESHOLDS)
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    for e in erfs:
+        r = e.area_ratios(thresholds)
+        ax.plot(thresholds, [r[t] for t in thresholds], marker="o", label=e.label or f"stage {e.stage}")
+    ax.set_yscale("log")
+    ax.set_xlabel("threshold t (fraction of total contribution)")
+    ax.set_ylabel("area ratio (log scale)")
+    ax.set_title("High-contribution area ratio", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plotly_erfs(erfs: Sequence, title: str | None = None, scale: str = "replknet"):
+    """Interactive ERF heatmaps: hover a pixel to read its scaled contribution."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    erfs = list(erfs)
+    if not erfs:
+        raise ValueError("plotly_erfs needs at least one ERF")
+    n = len(erfs)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[e.label or f"stage {e.stage}" for e in erfs],
+                        horizontal_spacing=0.02)
+    for j, e in enumerate(erfs, start=1):
+        fig.add_trace(go.Heatmap(z=erf_image(e, scale), colorscale="Magma", zmin=0, zmax=1, showscale=(j == n),
+                                 hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>"), 1, j)
+        fig.update_xaxes(showticklabels=False, row=1, col=j)
+        fig.update_yaxes(showticklabels=False, autorange="reversed", scaleanchor=f"x{j if j > 1 else ''}",
+                         row=1, col=j)
+    if title is None:
+        title = "ERF, log10(x+1) scaled to [0, 1]" if scale == "replknet" else "ERF, decades below the peak"
+    fig.update_layout(title=title, height=330, width=max(420, 250 * n), margin=dict(l=10, r=10, t=70, b=10))
+    return fig
+
