@@ -18,17 +18,25 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e ".[dev,book]"
 	@touch $(STAMP)
 
-## The course's main job: execute every notebook in order (the real run; UNIREP_FAST=1 for a small one).
+## The course's main job: execute every notebook in order (the real run; UNIREP_FAST=1 for a small one),
+## then build the book (build/book/_build/html; it prints where to open it).
 course: venv
 	$(PY) -m unirep_lite.course run
+	$(PY) -m unirep_lite.book build
 
-## The whole test suite: library tests and every notebook executed in FAST mode.
+## The book alone: stages book/ + notebooks/, executes every notebook once in FAST mode, writes static HTML.
+## Its JavaScript (RequireJS, ipywidgets HTML manager, MathJax) comes from npm (book/package-lock.json).
+book: venv
+	$(PY) -m unirep_lite.book build
+
+## The whole test suite: library tests, and every notebook executed once in FAST mode by the book build
+## in tests/test_book.py (a cell that raises fails it), whose pages are then checked in headless Chromium.
 test: venv
-	UNIREP_FAST=1 $(VENV)/bin/pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env tests notebooks $(PYTEST_ARGS)
+	UNIREP_FAST=1 $(VENV)/bin/pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
 ## Re-pin constraints.txt from the current environment (after changing pyproject.toml on purpose).
 lock: venv
 	$(PIP) freeze --exclude-editable | grep -v -i '^unirep' > constraints.txt
 
 clean:
-	rm -rf $(VENV) book/_build
+	rm -rf $(VENV) build book/_build book/node_modules

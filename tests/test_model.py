@@ -9,6 +9,15 @@ import torch
 import unirep_lite as u
 from unirep_lite.testing import randomize_, relative_error
 
+def use_reference_branches(model):
+    """Run every Dilated Reparam Block as the paper's separate branches (eval mode would otherwise
+    use the merged kernel), so the deploy model is compared with the real training structure."""
+    for mod in model.modules():
+        if isinstance(mod, u.DilatedReparamBlock):
+            mod.mode = "reference"
+    return model
+
+
 SCHEMA = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "official_state_dict_schema.json"
 ALL = u.list_models()
 
@@ -41,7 +50,7 @@ def test_macs_at_224(name, macs):
 @pytest.mark.parametrize("name", ALL)
 def test_deploy_equals_training_structure(name, dtype, tol):
     torch.manual_seed(0)
-    m = randomize_(u.create_model(name, num_classes=7, in_chans=2), seed=1).to(dtype).eval()
+    m = use_reference_branches(randomize_(u.create_model(name, num_classes=7, in_chans=2), seed=1)).to(dtype).eval()
     x = torch.randn(2, 2, 64, 64, dtype=dtype)
     with torch.no_grad():
         ref = m(x)
@@ -106,7 +115,7 @@ def test_reparameterize_twice_is_harmless_and_copy_leaves_original():
 
 
 def test_reparameterize_in_training_mode_warns_and_matches_eval_mode():
-    m = randomize_(u.create_model("unireplknet_a", num_classes=3)).train()
+    m = use_reference_branches(randomize_(u.create_model("unireplknet_a", num_classes=3))).train()
     x = torch.randn(2, 3, 64, 64)
     with pytest.warns(UserWarning, match="training mode"):
         d = u.reparameterize(m)

@@ -75,6 +75,7 @@ def test_dilated_kernel_is_a_sparse_large_kernel(cfg, dtype, seed):
 def test_merged_block_equals_its_branches(K, channels, dtype, seed):
     torch.manual_seed(seed)
     block = randomize_(DilatedReparamBlock(channels, K), seed).to(dtype).eval()
+    block.mode = "reference"  # the paper's separate branches, not the merged eval-mode fast path
     x = torch.randn(2, channels, 20, 20).to(dtype)
     with torch.no_grad():
         ref = block(x)
@@ -97,6 +98,7 @@ def custom_branches(draw):
 def test_custom_branches_merge_exactly_in_float64(cfg, seed):
     K, ks, rs = cfg
     block = randomize_(DilatedReparamBlock(3, K, branches=(ks, rs)), seed).double().eval()
+    block.mode = "reference"
     x = torch.randn(1, 3, 24, 24, dtype=torch.float64)
     with torch.no_grad():
         ref = block(x)

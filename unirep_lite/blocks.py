@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import fast
 from .reparam import (
     bn_affine,
     check_branches,
@@ -36,7 +37,12 @@ class DilatedReparamBlock(nn.Module):
     Training: out = BN(conv_KxK(x)) + sum_i BN_i(conv_{k_i, dilation r_i}(x)).
     Deploy:   out = conv_KxK'(x) + b', the exact merge of all branches (see `reparam`).
     `branches=(ks, rs)` overrides the authors' table (`reparam.BRANCHES`) for this K.
+    `mode` picks how the training structure is computed (all but "fast_train" give the same result):
+    "exact" (default; fast paths of `fast`), "reference" (Fig. 2 literally, the benchmark's
+    baseline) or "fast_train" (branches merged before one conv at every step: see `fast.set_fast_train`).
     """
+
+    MODES = ("exact", "reference", "fast_train")
 
     def __init__(self, channels: int, K: int, branches: tuple[Sequence[int], Sequence[int]] | None = None,
                  deploy: bool = False):
@@ -46,6 +52,7 @@ class DilatedReparamBlock(nn.Module):
         check_branches(K, ks, rs)
         self.channels, self.K, self.ks, self.rs = channels, K, ks, rs
         self.deploy = deploy
+        self.mode = "exact"
         self.lk_origin = depthwise_conv(channels, K, bias=deploy)
         if not deploy:
             self.origin_bn = nn.BatchNorm2d(channels)
@@ -61,11 +68,15 @@ class DilatedReparamBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.deploy:
-            return self.lk_origin(x)
-        out = 0
-        for conv, bn, _ in self.branches():
-            out = out + bn(conv(x))
-        return out
+            return fast.deploy_forward(self, x)
+        if self.mode not in self.MODES:
+            raise ValueError(f"DilatedReparamBlock.mode must be one of {self.MODES}, got {self.mode!r}")
+        if self.mode == "reference":
+            return fast.reference_forward(self, x)
+        if self.mode == "fast_train" or not self.training:
+            # eval mode: BNs use running statistics, so the block *is* one KxK conv (exact, differentiable)
+            return fast.merged_forward(self, x)
+        return fast.exact_forward(self, x)
 
     def merged_kernel(self) -> tuple[Tensor, Tensor]:
         """The single KxK kernel and bias that equal this block in eval mode."""

@@ -29,7 +29,7 @@ class Recipe:
     task: str                                   # "classification" or "regression" (train.TrainConfig.task)
     metric: str                                 # headline test metric: "accuracy" (higher is better) or "mae"
     load: Callable[..., Dataset]                # load(split, fast=None) -> Dataset of (raw sample, target)
-    make_model: Callable[..., nn.Module]        # make_model(variant="unireplknet_a", lk_size=13, **kw)
+    make_model: Callable[..., nn.Module]        # make_model(variant="unireplknet_a", lk_size=13, fast=None, **kw)
     config: Callable[[bool], object]            # config(fast) -> train.TrainConfig
     baselines: Callable[[Dataset], dict]        # trivial baselines on a split: {"majority class": 0.1, ...}
     input_note: str = ""                        # the backbone's input size and why (shown in notebooks)
@@ -83,7 +83,7 @@ def run(name: str, variant: str = "unireplknet_a", lk_size: int = 13, fast: bool
     train, val, test = (recipe.load(split, fast=fast) for split in ("train", "val", "test"))
     cfg = dataclasses.replace(recipe.config(fast), seed=seed, **config_overrides)
     seed_everything(seed)
-    model = recipe.make_model(variant=variant, lk_size=lk_size)
+    model = recipe.make_model(variant=variant, lk_size=lk_size, fast=fast)
     result = fit(model, train, val, cfg)
     test_metrics = evaluate(result.model, test, task=recipe.task, device=cfg.device, batch_size=cfg.batch_size)
     return RunResult(name, variant, lk_size, seed, result, test_metrics, recipe.baselines(test))

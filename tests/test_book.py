@@ -1,0 +1,244 @@
+"""The book, as a reader sees it.
+
+The book is built once for this module (`unirep_lite.book.build`): that build is where the test suite
+executes every notebook, once, in FAST mode, and a cell that raises fails it (the notebooks' own
+asserts are tests). Then every page is opened in headless Chromium with every host name made
+unresolvable, so whatever renders was served by the site itself, and the DOM after JavaScript ran is
+checked: no tracebacks or JS errors, every plotly figure drawn as SVG, every widget rendered, images
+present, math typeset. Screenshots of the merged-kernel and ERF pages go to build/book/screenshots/.
+
+Without Chromium the browser checks are skipped, unless UNIREP_REQUIRE_BROWSER=1 (CI sets it).
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from unirep_lite import book as bk
+
+OUT = bk.OUT
+SHOTS = OUT / "screenshots"
+NOTEBOOK_NAMES = [p.stem for p in bk.notebooks()]
+# the pages to photograph: the merged-kernel (02) and effective-receptive-field (04) notebooks
+SCREENSHOT_PAGES = ["02_*", "04_*"]
+
+CHROMIUM = next(filter(None, map(shutil.which, ["chromium", "chromium-browser", "google-chrome"])), None)
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+    # no network at view time: every host name fails to resolve, so a CDN dependency shows up as a
+    # failed load (console) and as a figure, widget or formula that never rendered (DOM)
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--enable-logging=stderr", "--v=0",
+    "--virtual-time-budget=20000",  # let scripts run (plotly, widgets, MathJax) before the snapshot
+]
+needs_browser = pytest.mark.skipif(
+    CHROMIUM is None and os.environ.get("UNIREP_REQUIRE_BROWSER") != "1",
+    reason="chromium not installed (CI installs it: apt-get install chromium)")
+
+
+# ----------------------------------------------------------------------------------------------------
+# building
+
+
+@pytest.fixture(scope="module")
+def html() -> Path:
+    """The built book's HTML folder; building it executes every notebook once (FAST mode)."""
+    return bk.build(OUT).parent
+
+
+def test_toc_puts_every_notebook_in_exactly_one_part():
+    toc = yaml.safe_load((bk.BOOK / "_toc.yml").read_text())
+    globs = [entry["glob"] for _, entry in bk.toc_globs(toc)]
+    for name in NOTEBOOK_NAMES:
+        hits = [g for g in globs if fnmatch.fnmatchcase(f"notebooks/{name}", g)]
+        assert len(hits) == 1, f"notebooks/{name}.ipynb matches {hits} in book/_toc.yml; it needs exactly one part"
+
+
+def test_every_notebook_has_colab_cells_first():
+    import nbformat
+
+    for path in bk.notebooks():
+        cells = nbformat.read(path, as_version=4).cells
+        tags = [c.metadata.get("tags", []) for c in cells[:2]]
+        assert len(cells) >= 2 and bk.BADGE_TAG in tags[0] and bk.INSTALL_TAG in tags[1], (
+            f"{path.name} lacks the Colab badge + install cells: run `python -m unirep_lite.book colab`")
+
+
+def test_notebooks_find_the_library_without_path_tricks():
+    """JupyterLab, Binder, Colab and the book build all import the installed package and find data via
+    unirep_lite.data.cache.data_root() (from the package's location), so no notebook edits sys.path
+    or depends on its working directory."""
+    import nbformat
+
+    for path in bk.notebooks():
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code":
+                assert not re.search(r"sys\.path\.(insert|append)|os\.chdir|%cd\b", cell.source), (
+                    f"{path.name}: a cell changes sys.path or the working directory:\n{cell.source[:300]}")
+
+
+def test_colab_cells_are_idempotent(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"), nbformat.v4.new_code_cell("1")])
+    path = tmp_path / "07_demo.ipynb"
+    nbformat.write(nb, path)
+    assert bk.add_colab_cells(path) is True
+    first = path.read_text()
+    assert bk.add_colab_cells(path) is False and path.read_text() == first
+    cells = nbformat.read(path, as_version=4).cells
+    assert [c.source for c in cells[2:]] == ["# Title", "1"]
+    url, branch = bk.repository()
+    assert f"github/{url.removeprefix('https://github.com/')}/blob/{branch}/notebooks/07_demo.ipynb" in cells[0].source
+
+
+def test_a_cell_that_raises_fails_the_build(tmp_path):
+    import nbformat
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Broken"),
+                                         nbformat.v4.new_code_cell("assert 1 == 2, 'deliberate failure'")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, notebooks / "01_broken.ipynb")
+    with pytest.raises(RuntimeError, match="deliberate failure"):
+        bk.build(tmp_path / "book", notebooks)
+
+
+def test_book_builds_with_every_notebook_executed_without_errors(html):
+    for name in NOTEBOOK_NAMES:
+        assert (html / "notebooks" / f"{name}.html").is_file(), f"no page for notebooks/{name}.ipynb"
+        executed = json.loads((html.parent / "jupyter_execute" / "notebooks" / f"{name}.ipynb").read_text())
+        errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
+        assert not errors, f"{name}: error output {errors[0].get('ename')}: {errors[0].get('evalue')}"
+
+
+def test_pages_load_nothing_from_the_network(html):
+    external = re.compile(r'<(?:script|img|iframe)[^>]*\ssrc="(https?:)?//|<link[^>]*rel="stylesheet"[^>]*href="(https?:)?//')
+    for page in html.rglob("*.html"):
+        if "_static" in page.parts:
+            continue
+        hit = external.search(page.read_text())
+        assert not hit, f"{page.relative_to(html)} loads from the network: {hit.group(0)[:120]}"
+
+
+# ----------------------------------------------------------------------------------------------------
+# reading in Chromium
+
+
+class Outline(HTMLParser):
+    """Counts of the elements the checks need, from one HTML document (source or rendered DOM)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.classes: list[set[str]] = []
+        self.tags: dict[str, int] = {}
+        self.imgs: list[str] = []
+        self.widget_views = 0
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags[tag] = self.tags.get(tag, 0) + 1
+        self.classes.append(set((a.get("class") or "").split()))
+        if tag == "img":
+            self.imgs.append(a.get("src") or "")
+        if tag == "script" and a.get("type") == "application/vnd.jupyter.widget-view+json":
+            self.widget_views += 1
+
+    def count(self, cls: str) -> int:
+        return sum(cls in c for c in self.classes)
+
+
+def chromium(url: str, *extra: str, profile: Path) -> subprocess.CompletedProcess:
+    cmd = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def render(page: Path) -> tuple[str, list[str]]:
+    """(DOM after scripts ran, console messages) of one page in a fresh headless Chromium."""
+    with tempfile.TemporaryDirectory() as profile:
+        run = chromium(page.as_uri(), "--dump-dom", profile=Path(profile))
+    assert run.returncode == 0 and "</html>" in run.stdout, f"chromium failed on {page}: {run.stderr[-2000:]}"
+    console = [m.group(1) for m in re.finditer(r":CONSOLE[^\]]*\] (.*)", run.stderr)]
+    return run.stdout, console
+
+
+def screenshot(page: Path, png: Path, size: str = "1400,1800") -> None:
+    with tempfile.TemporaryDirectory() as profile:
+        run = chromium(page.as_uri(), f"--screenshot={png}",
+                       f"--window-size={size}", profile=Path(profile))
+    assert run.returncode == 0 and png.is_file(), f"no screenshot of {page}: {run.stderr[-2000:]}"
+
+
+def page_problems(page: Path) -> list[str]:
+    """Everything a reader would see broken on `page`, as readable lines (empty: the page is fine)."""
+    source = page.read_text()
+    dom, console = render(page)
+    src, out = Outline(source), Outline(dom)
+    problems = []
+    if "Traceback (most recent call last)" in dom or out.count("traceback"):
+        problems.append("a traceback is shown")
+    problems += [f"JS console: {m[:200]}" for m in console
+                 if re.search(r"Uncaught|Failed to load resource|ERR_|is not defined", m)]
+    # every plotly figure, in a cell's output or inside a widget's saved output: Plotly.newPlot marks its
+    # div `js-plotly-plot` and draws <svg class="main-svg"> layers into it
+    figures = max(src.count("plotly-graph-div"), out.count("plotly-graph-div"))
+    drawn = sum({"plotly-graph-div", "js-plotly-plot"} <= c for c in out.classes)
+    if drawn < figures or out.count("main-svg") < figures:
+        problems.append(f"{figures} plotly figures, {drawn} drawn ({out.count('main-svg')} SVG layers)")
+    if src.widget_views:
+        # the HTML manager renders each saved view into a widget-subarea holding lumino widgets
+        areas, views = out.count("widget-subarea"), out.count("lm-Widget")
+        if min(areas, views) < src.widget_views or out.count("widget-error"):
+            problems.append(f"{src.widget_views} widgets saved, {areas} rendered ({views} widget views)")
+    for img in out.imgs:
+        if not img:
+            problems.append("an <img> without src")
+        elif not img.startswith("data:") and not (page.parent / img.split("?")[0].split("#")[0]).is_file():
+            problems.append(f"image {img} missing")
+    if 'class="math' in source and "<mjx-container" not in dom:
+        problems.append("math not typeset (MathJax did not run)")
+    if "<mjx-merror" in dom:  # (MathJax's own stylesheet names the tag too)
+        problems.append("MathJax reports a formula error")
+    return problems
+
+
+@needs_browser
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_notebook_page_renders_for_a_reader(html, name):
+    problems = page_problems(html / "notebooks" / f"{name}.html")
+    assert not problems, f"notebooks/{name} as rendered in Chromium:\n  " + "\n  ".join(problems)
+
+
+@needs_browser
+def test_intro_and_part_pages_render_for_a_reader(html):
+    pages = [p for p in html.rglob("*.html") if "notebooks" not in p.parts and "_static" not in p.parts
+             and p.name not in {"genindex.html", "search.html", "index.html"}]
+    assert html / "intro.html" in pages
+    report = {p.relative_to(html).as_posix(): page_problems(p) for p in pages}
+    broken = {k: v for k, v in report.items() if v}
+    assert not broken, f"pages broken in Chromium: {broken}"
+
+
+@needs_browser
+def test_screenshots_of_the_merged_kernel_and_erf_pages(html):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pages = [p for pattern in SCREENSHOT_PAGES for p in sorted((html / "notebooks").glob(pattern + ".html"))]
+    if not pages:
+        pytest.skip("notebooks 02 and 04 don't exist yet")
+    for page in pages:
+        # a tall window, so the figures further down are in the picture (headless has no full-page shot)
+        screenshot(page, SHOTS / f"{page.stem}.png", size="1400,7000")
+        assert (SHOTS / f"{page.stem}.png").stat().st_size > 10_000, f"{page.stem}: screenshot looks blank"

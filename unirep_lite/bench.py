@@ -1,0 +1,356 @@
+"""Speed of UniRepLKNet next to ConvNeXt V2, measured side by side in one run.
+
+    python -m unirep_lite.bench --quick          # ~2-3 min on 2 CPU cores: A vs atto
+    python -m unirep_lite.bench                  # A and F vs atto and femto, eager and compiled
+    python -m unirep_lite.bench --device cuda    # the paper's setting: batch 128 at 224 x 224
+
+Every configuration is warmed up first (torch.compile compiles there), then all of them are timed
+in turns, round after round, and each reports its median over the rounds. Machines shared with
+other work (CI, a busy laptop) slow everything in a round alike, so ratios of medians measured this
+way are far steadier than numbers from separate runs. Speed is never asserted anywhere; this prints.
+
+Rows: inference of the training structure in eval mode and of the deploy structure, with and
+without channels_last and torch.compile; training steps (forward, backward, AdamW) of the paper's
+block written straightforwardly (`fast.reference_forward`, Fig. 2), of the library's exact block,
+of the fast-training mode, and of ConvNeXt V2. Memory: on a GPU the peak allocated; on a CPU the
+tensors a training step saves for backward (its activation memory).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import fast
+from .model import create_model, reparameterize
+
+BASELINE = {"a": "convnextv2_atto", "f": "convnextv2_femto", "p": "convnextv2_pico", "n": "convnextv2_nano"}
+NUM_CLASSES = 10  # the course's datasets; the head is a negligible part of the cost
+
+
+@dataclass
+class Row:
+    task: str  # "infer" or "train"
+    model: str  # "unireplknet_a", "convnextv2_atto", ...
+    variant: str  # train-eval | deploy | reference | exact | fast-train | timm
+    layout: str  # nchw | cl
+    compiled: bool
+    res: int
+    batch: int
+    ips: list[float] = field(default_factory=list)  # img/s per round
+    mem_mb: float | None = None
+    error: str | None = None
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.ips) if self.ips else None
+
+    def key(self) -> str:
+        return f"{self.task}:{self.model}:{self.variant}:{self.layout}:{'compiled' if self.compiled else 'eager'}:{self.res}"
+
+
+def build_model(row: Row, device: torch.device) -> nn.Module:
+    if row.model.startswith("convnextv2"):
+        import timm
+
+        model = timm.create_model(row.model, pretrained=False, num_classes=NUM_CLASSES)
+    else:
+        model = create_model(row.model, num_classes=NUM_CLASSES)
+        if row.variant == "deploy":
+            model = reparameterize(model.eval())
+        elif row.variant == "reference":
+            fast.set_reference(model)
+        elif row.variant == "fast-train":
+            fast.set_fast_train(model)
+    model = model.to(device)
+    if row.layout == "cl":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def make_step(row: Row, device: torch.device) -> Callable[[], None]:
+    """A closure that runs one batch of `row` (built, not yet warmed up)."""
+    torch.manual_seed(0)
+    model = build_model(row, device)
+    x = torch.randn(row.batch, 3, row.res, row.res, device=device)
+    if row.layout == "cl":
+        x = x.contiguous(memory_format=torch.channels_last)
+    run = torch.compile(model) if row.compiled else model
+    if row.task == "infer":
+        model.eval()
+
+        def step():
+            with torch.no_grad():
+                run(x)
+        return step
+    model.train()
+    y = torch.randint(0, NUM_CLASSES, (row.batch,), device=device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(run(x), y).backward()
+        opt.step()
+    step.parts = (model, x, y)
+    return step
+
+
+def saved_for_backward_mb(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """MB of distinct tensors one training forward keeps for backward (its activation memory)."""
+    storages = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = F.cross_entropy(model(x), y)
+    del loss
+    return sum(storages.values()) / 2**20
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(step: Callable[[], None], n: int, device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def plan(args) -> list[Row]:
+    rows = []
+    pairs = [(f"unireplknet_{m}", BASELINE[m]) for m in args.models]
+    compiled = [False, True] if args.compile else [False]
+    for comp in compiled:
+        for ours, theirs in pairs:
+            for layout in args.layouts:
+                for variant in ("train-eval", "deploy"):
+                    rows.append(Row("infer", ours, variant, layout, comp, args.infer_res, args.infer_batch))
+                rows.append(Row("infer", theirs, "timm", layout, comp, args.infer_res, args.infer_batch))
+    for res in args.train_res:
+        for ours, theirs in pairs:
+            rows.append(Row("train", ours, "reference", "nchw", False, res, args.train_batch))
+            for layout in args.layouts:
+                rows.append(Row("train", ours, "exact", layout, False, res, args.train_batch))
+            rows.append(Row("train", ours, "fast-train", args.layouts[-1], False, res, args.train_batch))
+            for layout in args.layouts:
+                rows.append(Row("train", theirs, "timm", layout, False, res, args.train_batch))
+    return rows
+
+
+def run(args) -> list[Row]:
+    from tqdm.auto import tqdm
+
+    device = torch.device(args.device)
+    threads = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        return _run(args, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args, device: torch.device) -> list[Row]:
+    from tqdm.auto import tqdm
+
+    rows = plan(args)
+    steps, iters = {}, {}
+    for row in tqdm(rows, desc="build + warm-up (compiles here)", file=sys.stderr):
+        try:
+            step = make_step(row, device)
+            for _ in range(args.warmup):
+                step()
+            once = timed(step, 1, device)
+            iters[row.key()] = max(1, math.ceil(args.min_time / max(once, 1e-6)))
+            steps[row.key()] = step
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+                step()
+                sync(device)
+                row.mem_mb = torch.cuda.max_memory_allocated() / 2**20
+            elif row.task == "train" and not row.compiled:
+                row.mem_mb = saved_for_backward_mb(*step.parts)
+        except Exception as e:  # e.g. torch.compile without a working C compiler: report, go on
+            row.error = f"{type(e).__name__}: {str(e).splitlines()[0][:60] if str(e) else ''}"
+    live = [r for r in rows if r.key() in steps]
+    bar = tqdm(total=args.repeats * len(live), desc="timing, interleaved", file=sys.stderr)
+    for rnd in range(args.repeats):
+        order = live[rnd % len(live):] + live[:rnd % len(live)] if live else []  # rotate the start
+        for row in order:
+            n = iters[row.key()]
+            row.ips.append(n * row.batch / timed(steps[row.key()], n, device))
+            bar.update()
+    bar.close()
+    return rows
+
+
+def find(rows: list[Row], **kw) -> Row | None:
+    for r in rows:
+        if all(getattr(r, k) == v for k, v in kw.items()) and r.median:
+            return r
+    return None
+
+
+def ratio(a: Row | None, b: Row | None) -> float | None:
+    return a.median / b.median if a and b and a.median and b.median else None
+
+
+def fmt(v, spec=".2f", none="-"):
+    return none if v is None else format(v, spec)
+
+
+def table(rows: list[Row], args) -> str:
+    lines = []
+    head = f"{'task':5} {'model':17} {'variant':10} {'layout':6} {'mode':8} {'res':>4} {'batch':>5} " \
+           f"{'img/s':>8} {'min-max':>13} {'mem MB':>7} {'vs ConvNeXt':>11} {'vs straightf.':>13}"
+    lines += [head, "-" * len(head)]
+    for r in rows:
+        mode = "compiled" if r.compiled else "eager"
+        if r.error:
+            lines.append(f"{r.task:5} {r.model:17} {r.variant:10} {r.layout:6} {mode:8} {r.res:>4} {r.batch:>5} "
+                         f"  failed: {r.error}")
+            continue
+        vs_cnx = vs_ref = None
+        if not r.model.startswith("convnextv2"):
+            other = BASELINE[r.model.removeprefix("unireplknet_")]
+            vs_cnx = ratio(r, find(rows, task=r.task, model=other, layout=r.layout, compiled=r.compiled, res=r.res))
+            if r.task == "train" and r.variant != "reference":
+                vs_ref = ratio(r, find(rows, task="train", model=r.model, variant="reference", res=r.res))
+        spread = f"{min(r.ips):.1f}-{max(r.ips):.1f}" if r.ips else "-"
+        lines.append(f"{r.task:5} {r.model:17} {r.variant:10} {r.layout:6} {mode:8} {r.res:>4} {r.batch:>5} "
+                     f"{fmt(r.median, '.1f'):>8} {spread:>13} {fmt(r.mem_mb, '.0f'):>7} "
+                     f"{fmt(vs_cnx, '.2f'):>11} {fmt(vs_ref, '.2f'):>13}")
+    lines.append("")
+    lines.append("Targets (issue 7), best layout of each side:")
+    for m in args.models:
+        ours, theirs = f"unireplknet_{m}", BASELINE[m]
+
+        def best(**kw):
+            cands = [r for r in rows if r.median and all(getattr(r, k) == v for k, v in kw.items())]
+            return max(cands, key=lambda r: r.median) if cands else None
+        for comp in ([False, True] if args.compile else [False]):
+            mode = "compiled" if comp else "eager"
+            q = ratio(best(task="infer", model=ours, variant="deploy", compiled=comp),
+                      best(task="infer", model=theirs, compiled=comp))
+            lines.append(f"  deploy {m.upper()} / {theirs} inference, {mode}: {fmt(q)} (target >= 1.18)")
+        for res in args.train_res:
+            q = ratio(best(task="train", model=ours, variant="exact", res=res),
+                      best(task="train", model=ours, variant="reference", res=res))
+            lines.append(f"  exact training block / straightforward, {res}x{res}: {fmt(q)} (target >= 1.5)")
+        for res in args.train_res:
+            q = ratio(best(task="train", model=ours, variant="fast-train", res=res),
+                      best(task="train", model=theirs, res=res))
+            lines.append(f"  fast-train {m.upper()} / {theirs} training, {res}x{res}: {fmt(q)} (target >= 0.6 at 64)")
+    return "\n".join(lines)
+
+
+def compare_accuracy(epochs: int | None = None, seed: int = 0, threads: int = 0) -> dict:
+    """Test accuracy of UniRepLKNet-A trained on the course's MNIST digits (padded to 32 x 32) with
+    the paper's block (exact, batch-statistics BN per branch) and in fast-training mode, same seed,
+    same recipe (`train.fit`). Returns {mode: {"accuracy", "deploy_accuracy", "seconds"}}."""
+    from .data import images
+    from .env import fast_mode, seed_everything
+    from .train import TrainConfig, evaluate, fit
+
+    if threads:
+        torch.set_num_threads(threads)
+    epochs = epochs or (1 if fast_mode() else 5)
+    pad = lambda img: F.pad(img, (2, 2, 2, 2))  # noqa: E731  28 -> 32, the course's resolution
+    train, val, test = (images.load(s, transform=pad) for s in ("train", "val", "test"))
+    results = {}
+    for mode in ("exact", "fast-train"):
+        seed_everything(seed)
+        model = create_model("unireplknet_a", num_classes=10, in_chans=1)
+        if mode == "fast-train":
+            fast.set_fast_train(model)
+        start = time.perf_counter()
+        out = fit(model, train, val, TrainConfig(epochs=epochs, seed=seed, device="cpu"))
+        seconds = time.perf_counter() - start
+        deploy = out.deploy_model if out.deploy_model is not None else reparameterize(model.eval())
+        results[mode] = {"accuracy": evaluate(model, test, device="cpu")["accuracy"],
+                         "deploy_accuracy": evaluate(deploy, test, device="cpu")["accuracy"],
+                         "seconds": seconds, "epochs": epochs}
+    return results
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(prog="python -m unirep_lite.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu", help="cpu or cuda (cuda: the paper's batch 128 at 224)")
+    p.add_argument("--models", default="a,f", help="UniRepLKNet sizes to compare, from a,f,p,n (default a,f)")
+    p.add_argument("--layouts", default="nchw,cl", help="memory layouts: nchw, cl (channels_last)")
+    p.add_argument("--no-compile", dest="compile", action="store_false", help="skip the torch.compile rows")
+    p.add_argument("--infer-res", type=int, default=224)
+    p.add_argument("--infer-batch", type=int, default=None, help="default 32 on cpu, 128 on cuda")
+    p.add_argument("--train-res", default="32,64", help="training resolutions (the course's: 32,64)")
+    p.add_argument("--train-batch", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=5, help="timing rounds (the median is reported)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--min-time", type=float, default=0.5, help="seconds per timed measurement, at least")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (default: torch's choice); 1 is far steadier on a machine shared with others")
+    p.add_argument("--quick", action="store_true",
+                   help="A vs atto, channels_last only, eager, batch 16 at 224, 3 rounds: ~2-3 min on 2 cores")
+    p.add_argument("--accuracy", action="store_true",
+                   help="instead: train A on the MNIST digits with the paper's block and in fast-training mode")
+    p.add_argument("--epochs", type=int, default=None, help="--accuracy: epochs (default 5; 1 with UNIREP_FAST=1)")
+    p.add_argument("--json", metavar="PATH", help="also write every row (all rounds) as JSON")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.models, args.layouts, args.compile, args.repeats = "a", "cl", False, 3
+        args.infer_batch = args.infer_batch or 16
+        args.min_time = min(args.min_time, 0.3)
+        args.warmup = 1
+    args.models = [m.strip().lower().removeprefix("unireplknet_") for m in args.models.split(",") if m.strip()]
+    bad = [m for m in args.models if m not in BASELINE]
+    if bad:
+        p.error(f"--models: expected sizes from {sorted(BASELINE)} (the ones with a ConvNeXt V2 twin), got {bad}")
+    args.layouts = [s.strip() for s in args.layouts.split(",") if s.strip()]
+    if not args.layouts or any(s not in ("nchw", "cl") for s in args.layouts):
+        p.error(f"--layouts: expected a comma list of nchw and cl, got {args.layouts}")
+    args.train_res = [int(s) for s in args.train_res.split(",") if s.strip()]
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device is available here")
+    if args.infer_batch is None:
+        args.infer_batch = 128 if args.device.startswith("cuda") else 32
+    return args
+
+
+def main(argv=None) -> list[Row]:
+    args = parse(argv)
+    if args.accuracy:
+        res = compare_accuracy(args.epochs, threads=args.threads)
+        print(f"{'block':12} {'epochs':>6} {'test acc':>9} {'deploy acc':>10} {'train s':>8}")
+        for mode, r in res.items():
+            print(f"{mode:12} {r['epochs']:>6} {r['accuracy']:>9.4f} {r['deploy_accuracy']:>10.4f} {r['seconds']:>8.0f}")
+        return res
+    start = time.perf_counter()
+    rows = run(args)
+    print(f"unirep_lite.bench  device={args.device}  torch={torch.__version__}  "
+          f"threads={args.threads or torch.get_num_threads()}  "
+          f"rounds={args.repeats}  ({time.perf_counter() - start:.0f} s)")
+    print(table(rows, args))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([asdict(r) | {"median": r.median} for r in rows], f, indent=1)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
