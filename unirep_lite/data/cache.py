@@ -108,3 +108,19 @@ def build_once(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def build_modality(name: str, params_for: Callable[[bool], dict], builder_for: Callable[[dict], Callable[[Path], None]],
+                   *, version: int, fast: bool | None = None, root: Path | None = None, force: bool = False,
+                   separate_fast: bool = True) -> Path:
+    """The `build()` shared by the modality modules: params from the FAST switch, then `build_once`.
+
+    Fast and full builds live side by side (`<name>-fast` and `<name>`), so switching UNIREP_FAST
+    never forces a rebuild; `separate_fast=False` is for datasets whose fast and full builds are equal.
+    """
+    from ..env import fast_mode
+
+    fast = fast_mode() if fast is None else fast
+    params = params_for(fast)
+    folder = name + ("-fast" if fast and separate_fast else "")
+    return build_once(folder, builder_for(params), params=params, version=version, root=root, force=force)

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite import env
 from unirep_lite.data import cache
 
 NAME = "digits"
@@ -59,10 +58,7 @@ def _builder(params: dict):
 
 def build(fast: bool | None = None, root=None, force: bool = False) -> Path:
     """Build (once) the offline digits dataset and return its folder."""
-    fast = env.fast_mode() if fast is None else fast
-    params = _params(fast)
-    return cache.build_once(NAME, _builder(params), params=params, version=VERSION, root=root,
-                            force=force)
+    return cache.build_modality(NAME, _params, _builder, version=VERSION, fast=fast, root=root, force=force, separate_fast=False)
 
 
 class ArrayImages(Dataset):

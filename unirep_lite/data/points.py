@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite import env
 from unirep_lite.data import cache
 
 NAME = "shapes"
@@ -159,10 +158,7 @@ def _builder(params: dict):
 
 def build(fast: bool | None = None, root=None, force: bool = False) -> Path:
     """Build (once) the offline shapes dataset and return its folder (`shapes` or `shapes-fast`)."""
-    fast = env.fast_mode() if fast is None else fast
-    params = _params(fast)
-    return cache.build_once(NAME + ("-fast" if fast else ""), _builder(params), params=params,
-                            version=VERSION, root=root, force=force)
+    return cache.build_modality(NAME, _params, _builder, version=VERSION, fast=fast, root=root, force=force)
 
 
 class PointClouds(Dataset):

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite import env
 from unirep_lite.data import cache, drop_unreadable, load_npy
 
 NAME = "video"
@@ -153,11 +152,7 @@ def _builder(params: dict):
 
 def build(fast: bool | None = None, root=None, force: bool = False) -> Path:
     """Build (once) the synthetic action dataset and return its folder."""
-    fast = env.fast_mode() if fast is None else fast
-    params = _params(fast)
-    # fast and full builds live side by side, so switching UNIREP_FAST never forces a rebuild
-    return cache.build_once(NAME + ("-fast" if fast else ""), _builder(params), params=params,
-                            version=VERSION, root=root, force=force)
+    return cache.build_modality(NAME, _params, _builder, version=VERSION, fast=fast, root=root, force=force)
 
 
 class SyntheticActions(Dataset):
