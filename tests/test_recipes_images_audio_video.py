@@ -10,13 +10,7 @@ from unirep_lite.train import TrainConfig
 NAMES = ["digits", "speech", "video"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small batches run fastest on one thread, and don't slow down when the CPU is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def batch(recipe, split="test", n=4):

@@ -17,13 +17,7 @@ from unirep_lite.train import TrainConfig, evaluate, fit, lr_at, regression_metr
 CPU = dict(device="cpu", progress=False)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Models this small run fastest on one thread, and don't slow down when the CPU is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def blobs(n=256, seed=0):
