@@ -8,7 +8,17 @@ layout. `python -m unirep_lite.data build` builds every offline dataset once int
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Callable, Sequence
+
+
+def check_folder(root, layout: str, on_error: str | None = None) -> None:
+    """The checks every real-benchmark folder loader starts with: a valid on_error and an existing
+    root, the error showing the layout the loader expects."""
+    if on_error is not None and on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if not Path(root).is_dir():
+        raise FileNotFoundError(f"{root} does not exist; {layout}")
 
 
 def drop_unreadable(items: Sequence, read: Callable, desc: str = "checking files"):

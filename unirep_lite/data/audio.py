@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite.data import cache, drop_unreadable, load_npy
+from unirep_lite.data import cache, check_folder, drop_unreadable, load_npy
 
 NAME = "speech"
 VERSION = 1
@@ -325,11 +325,8 @@ class SpeechCommands(Dataset):
         root = Path(root)
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         layout = SPEECH_COMMANDS_LAYOUT.format(root=root)
-        if not root.is_dir():
-            raise FileNotFoundError(f"{root} does not exist; {layout}")
+        check_folder(root, layout, on_error)
         lists = {}
         for s, name in (("val", "validation_list.txt"), ("test", "testing_list.txt")):
             if not (root / name).is_file():

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite.data import cache
+from unirep_lite.data import cache, check_folder
 
 NAME = "digits"
 VERSION = 1
@@ -114,8 +114,7 @@ def image_folder(root, transform=None, **kwargs):
 
     root = Path(root)
     layout = IMAGEFOLDER_LAYOUT.format(root=root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root} does not exist; {layout}")
+    check_folder(root, layout)
     try:
         return datasets.ImageFolder(str(root), transform=transform or transforms.ToTensor(), **kwargs)
     except (FileNotFoundError, RuntimeError) as e:  # no class folders / no images in them

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite.data import cache
+from unirep_lite.data import cache, check_folder
 
 NAME = "shapes"
 VERSION = 1
@@ -247,11 +247,8 @@ class ModelNet40(Dataset):
         root = Path(root)
         if split not in ("train", "test"):
             raise ValueError(f"ModelNet40's splits are 'train' and 'test', got {split!r}")
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         layout = MODELNET_LAYOUT.format(root=root)
-        if not root.is_dir():
-            raise FileNotFoundError(f"{root} does not exist; {layout}")
+        check_folder(root, layout, on_error)
         found = sorted(d.name for d in root.iterdir() if (d / split).is_dir())
         self.classes = list(classes) if classes is not None else found
         missing = [c for c in self.classes if c not in found]

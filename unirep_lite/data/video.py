@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite.data import cache, drop_unreadable, load_npy
+from unirep_lite.data import cache, check_folder, drop_unreadable, load_npy
 
 NAME = "video"
 VERSION = 1
@@ -254,10 +254,7 @@ class VideoFolder(Dataset):
                  size: int | None = None, transform=None, on_error: str = "raise"):
         root = Path(root)
         layout = VIDEO_LAYOUT.format(root=root)
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        if not root.is_dir():
-            raise FileNotFoundError(f"{root} does not exist; {layout}")
+        check_folder(root, layout, on_error)
         if labels is None:
             found = [root / f for f in LABEL_FILES if (root / f).is_file()]
             if not found:

@@ -45,13 +45,9 @@ def config(fast: bool) -> TrainConfig:
     return TrainConfig(epochs=40, batch_size=64, lr=2e-3, mixup_alpha=0.5)
 
 
-def load(split: str, fast: bool | None = None):
-    return data.load(split, fast=fast)
-
-
 RECIPE = register(Recipe(
     name="speech", modality="audio", task="classification", metric="accuracy",
-    load=load, make_model=make_model, config=config, baselines=class_baselines,
+    load=data.load, make_model=make_model, config=config, baselines=class_baselines,
     input_note=(f"1 s at 16 kHz -> 1 x {FULL_SIZE} x {FULL_SIZE} log-mel filterbank (stage-3 map 8 x 8, the paper's "
                 f"size); FAST mode pools it to {FAST_SIZE} x {FAST_SIZE} (stage-3 map 4 x 4) to train in a minute "
                 "or two on a CPU"),

@@ -75,13 +75,9 @@ def config(fast: bool) -> TrainConfig:
     return TrainConfig(epochs=30, batch_size=64, lr=2e-3)
 
 
-def load(split: str, fast: bool | None = None):
-    return data.load(split, fast=fast)
-
-
 RECIPE = register(Recipe(
     name="digits", modality="image", task="classification", metric="accuracy",
-    load=load, make_model=make_model, config=config, baselines=class_baselines,
+    load=data.load, make_model=make_model, config=config, baselines=class_baselines,
     input_note=(f"1 x 28 x 28 digits enlarged to {FULL_SIZE} x {FULL_SIZE} (stage-3 map 8 x 8, covered by a "
                 f"13 x 13 kernel); FAST mode uses {FAST_SIZE} x {FAST_SIZE} (stage-3 map 2 x 2) to train "
                 "in one to two minutes on a CPU"),

@@ -41,13 +41,9 @@ def config(fast: bool) -> TrainConfig:
     return TrainConfig(epochs=40, batch_size=32, lr=2e-3)
 
 
-def load(split: str, fast: bool | None = None):
-    return data.load(split, fast=fast)
-
-
 RECIPE = register(Recipe(
     name="shapes", modality="point cloud", task="classification", metric="accuracy",
-    load=load, make_model=make_model, config=config, baselines=class_baselines,
+    load=data.load, make_model=make_model, config=config, baselines=class_baselines,
     input_note=(f"P x 3 clouds projected to three {FULL_SIZE} x {FULL_SIZE} views (stage-3 map 8 x 8, covered "
                 f"by a 13 x 13 kernel); FAST mode uses {FAST_SIZE} x {FAST_SIZE} views (stage-3 map 2 x 2) "
                 "to train in a couple of minutes on a CPU"),

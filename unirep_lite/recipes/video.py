@@ -41,13 +41,9 @@ def config(fast: bool) -> TrainConfig:
     return TrainConfig(epochs=40, batch_size=64, lr=1e-3)
 
 
-def load(split: str, fast: bool | None = None):
-    return data.load(split, fast=fast)
-
-
 RECIPE = register(Recipe(
     name="video", modality="video", task="classification", metric="accuracy",
-    load=load, make_model=make_model, config=config, baselines=class_baselines,
+    load=data.load, make_model=make_model, config=config, baselines=class_baselines,
     input_note=(f"16 frames of 3 x 32 x 32 tiled 4 x 4 -> 3 x {FULL_SIZE} x {FULL_SIZE} (stage-3 map 8 x 8); "
                 f"FAST mode pools the grid to {FAST_SIZE} x {FAST_SIZE} (16 x 16 frames, stage-3 map 4 x 4) to "
                 "train in a minute or two on a CPU"),
