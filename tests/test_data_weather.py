@@ -24,7 +24,8 @@ def test_weather_array_keeps_the_real_stations_honest(weather_root):
     array = np.load(folder / "stations.npy")
     info = json.loads((folder / "info.json").read_text())
     n_real = len(weather.REAL_STATIONS)
-    assert array.shape == (weather.HOURS, n_real + weather._params(True)["derived_stations"], 2)
+    assert array.shape == (weather.HOURS, weather.num_stations(fast=True), 2)
+    assert weather.num_stations(fast=False) > weather.num_stations(fast=True) > n_real
     assert [s["real"] for s in info["stations"]] == [True] * n_real + [False] * (array.shape[1] - n_real)
     for k, (filename, reader, name) in enumerate(weather.REAL_STATIONS):
         assert info["stations"][k]["name"] == name

@@ -112,6 +112,30 @@ def test_deploy_structure_with_cropped_kernels_equals_the_training_structure(res
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("structure", ["train", "eval", "deploy"])
+@pytest.mark.parametrize("K,cl", [(13, True), (3, False)])
+def test_block_ffn_as_1x1_convs_and_in_place_inference_equal_the_literal_block(dtype, structure, K, cl):
+    block = randomize_(u.UniRepLKNetBlock(8, K), seed=6).to(dtype)
+    block.train(structure == "train")
+    if structure == "deploy":
+        block.reparameterize()
+    x = layout(torch.randn(2, 8, 9, 9, dtype=dtype), cl)
+    state = {k: v.clone() for k, v in block.state_dict().items()}
+    fast.set_reference(block)  # the authors' formulation: permute + Linear, separate branches
+    literal = grads_of(block, x)
+    fast.set_reference(block, False)
+    block.load_state_dict(state)  # the literal run updated the BN statistics in training mode
+    # training-mode BNs turn float32 rounding into gradient noise ~3e-7 of the largest gradient
+    assert_same(literal, grads_of(block, x), TOL[dtype] * (5 if structure == "train" else 1))
+    block.load_state_dict(state)
+    x_before = x.clone()
+    with torch.no_grad():  # inference: the element-wise steps run in place, never on the input
+        out = block(x)
+    assert torch.equal(x, x_before)
+    assert relative_error(literal[0], out) < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_fast_train_mode_is_the_branches_with_fixed_statistics(dtype):
     # in fast-training mode each branch is conv -> (gamma / sqrt(running_var + eps), beta - ...):
     # exactly the straightforward block in eval mode, but trainable in training mode

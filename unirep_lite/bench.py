@@ -11,7 +11,7 @@ way are far steadier than numbers from separate runs. Speed is never asserted an
 
 Rows: inference of the training structure in eval mode and of the deploy structure, with and
 without channels_last and torch.compile; training steps (forward, backward, AdamW) of the paper's
-block written straightforwardly (`fast.reference_forward`, Fig. 2), of the library's exact block,
+block written straightforwardly (`fast.set_reference`: Fig. 2's separate branches, the authors' permute + Linear FFN), of the library's exact block,
 of the fast-training mode, and of ConvNeXt V2. Memory: on a GPU the peak allocated; on a CPU the
 tensors a training step saves for backward (its activation memory).
 """

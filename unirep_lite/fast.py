@@ -174,7 +174,13 @@ def set_fast_train(model: nn.Module, enabled: bool = True) -> nn.Module:
 
 
 def set_reference(model: nn.Module, enabled: bool = True) -> nn.Module:
-    """Use the straightforward block everywhere (the benchmark's baseline), in place."""
+    """Compute every block straightforwardly, as the authors write it (the benchmark's baseline), in place:
+    Dilated Reparam Blocks as separate branch convs and BNs (Fig. 2), the FFN as permute + Linear."""
+    from .blocks import UniRepLKNetBlock
+
     for m in dilated_blocks(model):
         m.mode = "reference" if enabled else "exact"
+    for m in model.modules():
+        if isinstance(m, UniRepLKNetBlock):
+            m.reference = enabled
     return model

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from unirep_lite.data import cache
+from unirep_lite.env import fast_mode
 
 NAME = "weather"
 VERSION = 1
@@ -94,6 +95,11 @@ def derive_stations(real: np.ndarray, count: int, seed: int) -> tuple[np.ndarray
         out[:, k] = station
         recipes.append({"weights": np.round(weights, 6).tolist(), "delays_h": delays.tolist()})
     return out, recipes
+
+
+def num_stations(fast: bool | None = None) -> int:
+    """Stations in the array this mode builds: the real TMY ones plus the derived ones."""
+    return len(REAL_STATIONS) + _params(fast_mode() if fast is None else fast)["derived_stations"]
 
 
 def _params(fast: bool) -> dict:

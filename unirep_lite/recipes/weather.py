@@ -40,7 +40,7 @@ def load(split: str, fast: bool | None = None):
 
 def channels(fast: bool | None = None) -> int:
     """D = the number of stations of the dataset this mode builds (one feature each)."""
-    return len(data.REAL_STATIONS) + data._params(_mode(fast) == "fast")["derived_stations"]
+    return data.num_stations(_mode(fast) == "fast")
 
 
 def make_model(variant: str = "unireplknet_a", lk_size: int = 13, fast: bool | None = None,
