@@ -1,7 +1,7 @@
 """Speed of UniRepLKNet next to ConvNeXt V2, measured side by side in one run.
 
-    python -m unirep_lite.bench --quick          # ~2-3 min on 2 CPU cores: A vs atto
-    python -m unirep_lite.bench                  # A and F vs atto and femto, eager and compiled
+    python -m unirep_lite.bench --quick          # ~30 s on 2 idle CPU cores: A vs atto
+    python -m unirep_lite.bench                  # A and F vs atto and femto, eager and compiled: ~6 min
     python -m unirep_lite.bench --device cuda    # the paper's setting: batch 128 at 224 x 224
 
 Every configuration is warmed up first (torch.compile compiles there), then all of them are timed
@@ -306,7 +306,7 @@ def parse(argv=None):
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (default: torch's choice); 1 is far steadier on a machine shared with others")
     p.add_argument("--quick", action="store_true",
-                   help="A vs atto, channels_last only, eager, batch 16 at 224, 3 rounds: ~2-3 min on 2 cores")
+                   help="A vs atto, channels_last only, eager, batch 16 at 224, 3 rounds: ~30 s on 2 idle cores")
     p.add_argument("--accuracy", action="store_true",
                    help="instead: train A on the MNIST digits with the paper's block and in fast-training mode")
     p.add_argument("--epochs", type=int, default=None, help="--accuracy: epochs (default 5; 1 with UNIREP_FAST=1)")

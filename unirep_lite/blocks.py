@@ -220,7 +220,8 @@ class UniRepLKNetBlock(nn.Module):
         # The FFN's Linears run as 1x1 convs on the (B, C, H, W) tensor, with the same weights: on a
         # CPU, in channels_last layout, oneDNN's 1x1 convs beat permute + Linear and keep one layout
         # for the whole block (pwconv1/pwconv2/act stay Sequentials for the checkpoints' key names).
-        # Without autograd (inference), the element-wise steps work in place: fewer passes over memory.
+        # Without autograd (inference), the element-wise steps work in place: fewer passes over memory
+        # (so a forward hook that keeps the output of `dwconv` or `norm` should keep a clone).
         inplace = not torch.is_grad_enabled()
         x = fast.channels_last(x)
         y = self.se(self.norm(self.dwconv(x)), inplace=inplace)
@@ -232,7 +233,8 @@ class UniRepLKNetBlock(nn.Module):
         if self.gamma is not None:
             y = self.gamma.view(1, -1, 1, 1) * y
         y = self.drop_path(y)
-        return y.add_(x) if inplace else x + y
+        # (under autocast y can be float16 and x float32: then x + y, which keeps float32)
+        return y.add_(x) if inplace and y.dtype == x.dtype else x + y
 
     def forward_reference(self, x: Tensor) -> Tensor:
         """The block as the authors write it: NCHW, permute, Linear, GELU, GRN, Linear, permute, BN."""
