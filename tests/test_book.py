@@ -69,6 +69,8 @@ def test_every_notebook_has_colab_cells_first():
     import nbformat
 
     for path in bk.notebooks():
+        raw = json.loads(path.read_text())  # nbformat 4.5: every cell needs an id (nbformat adds them silently)
+        assert all("id" in c for c in raw["cells"]), f"{path.name}: a cell has no id; run nbformat's normalize()"
         cells = nbformat.read(path, as_version=4).cells
         tags = [c.metadata.get("tags", []) for c in cells[:2]]
         assert len(cells) >= 2 and bk.BADGE_TAG in tags[0] and bk.INSTALL_TAG in tags[1], (
