@@ -94,3 +94,22 @@ def test_resize_checks_its_input():
 def test_unknown_recipe():
     with pytest.raises(ValueError, match="unknown recipe"):
         recipes.get("smells")
+
+
+def test_command_line_trains_one_recipe_and_writes_json(tmp_path, capsys):
+    import json
+
+    from unirep_lite.recipes.__main__ import main
+
+    out = main(["digits", "--fast", "--epochs", "1", "--json", str(tmp_path / "run.json")])
+    assert json.loads((tmp_path / "run.json").read_text()) == out
+    assert out["mode"] == "fast" and out["epochs"] == 1 and out["metric"] == "accuracy"
+    assert out["test"] > out["baselines"]["majority class"]
+    assert out["deploy_check"]["agreement"] == 1.0
+    assert "digits (fast run) unireplknet_a K=13" in capsys.readouterr().out
+    main(["list"])
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in recipes.MODULES)
+    with pytest.raises(SystemExit):
+        main(["imagenet"])
+    assert "unknown recipe 'imagenet'" in capsys.readouterr().err
