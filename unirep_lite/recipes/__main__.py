@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from ..env import fast_mode
 from . import MODULES, get, run
 
 
@@ -51,8 +52,6 @@ def main(argv=None) -> dict | None:
         return None
     if args.name not in MODULES:
         p.error(f"unknown recipe {args.name!r}: expected one of {', '.join(MODULES)} or 'list'")
-    from ..env import fast_mode
-
     fast = args.fast or fast_mode()
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
     start = time.perf_counter()
