@@ -113,3 +113,11 @@ def test_command_line_trains_one_recipe_and_writes_json(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["imagenet"])
     assert "unknown recipe 'imagenet'" in capsys.readouterr().err
+
+
+def test_command_line_rejects_a_json_path_in_a_missing_folder_before_training(tmp_path, capsys):
+    from unirep_lite.recipes.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["digits", "--fast", "--json", str(tmp_path / "nowhere" / "run.json")])
+    assert "does not exist" in capsys.readouterr().err

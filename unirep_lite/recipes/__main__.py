@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -52,6 +53,8 @@ def main(argv=None) -> dict | None:
         return None
     if args.name not in MODULES:
         p.error(f"unknown recipe {args.name!r}: expected one of {', '.join(MODULES)} or 'list'")
+    if args.json and not Path(args.json).resolve().parent.is_dir():  # fail now, not after an hour of training
+        p.error(f"--json {args.json}: the folder {Path(args.json).resolve().parent} does not exist")
     fast = args.fast or fast_mode()
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
     start = time.perf_counter()
