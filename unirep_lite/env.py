@@ -3,6 +3,8 @@
 `UNIREP_FAST=1` makes every notebook and data build small enough for CI on 2 CPU cores; the default
 is the real run. The device is chosen once, in one place, so the GPU path is the same code.
 """
+from __future__ import annotations
+
 import os
 import random
 
@@ -13,6 +15,11 @@ import torch
 def fast_mode() -> bool:
     """True when the environment asks for the small CI-sized run (UNIREP_FAST=1)."""
     return os.environ.get("UNIREP_FAST", "0").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def resolve_fast(fast: bool | None) -> bool:
+    """`fast` when given, else what the environment says (`fast_mode()`): the one place that decides."""
+    return fast_mode() if fast is None else bool(fast)
 
 
 def default_device() -> torch.device:

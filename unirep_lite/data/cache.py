@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from ..env import resolve_fast
+
 MANIFEST = "MANIFEST.json"
 
 
@@ -118,9 +120,7 @@ def build_modality(name: str, params_for: Callable[[bool], dict], builder_for: C
     Fast and full builds live side by side (`<name>-fast` and `<name>`), so switching UNIREP_FAST
     never forces a rebuild; `separate_fast=False` is for datasets whose fast and full builds are equal.
     """
-    from ..env import fast_mode
-
-    fast = fast_mode() if fast is None else fast
+    fast = resolve_fast(fast)
     params = params_for(fast)
     folder = name + ("-fast" if fast and separate_fast else "")
     return build_once(folder, builder_for(params), params=params, version=version, root=root, force=force)

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from unirep_lite.data import cache
-from unirep_lite.env import fast_mode
+from unirep_lite.env import resolve_fast
 
 NAME = "weather"
 VERSION = 1
@@ -99,7 +99,7 @@ def derive_stations(real: np.ndarray, count: int, seed: int) -> tuple[np.ndarray
 
 def num_stations(fast: bool | None = None) -> int:
     """Stations in the array this mode builds: the real TMY ones plus the derived ones."""
-    return len(REAL_STATIONS) + _params(fast_mode() if fast is None else fast)["derived_stations"]
+    return len(REAL_STATIONS) + _params(resolve_fast(fast))["derived_stations"]
 
 
 def _params(fast: bool) -> dict:

@@ -16,7 +16,7 @@ from typing import Callable
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..env import fast_mode, seed_everything
+from ..env import resolve_fast, seed_everything
 
 # registry name -> module in this package (names match `python -m unirep_lite.data build NAME`)
 MODULES = {"digits": "images", "speech": "audio", "video": "video", "shapes": "points", "weather": "weather"}
@@ -78,7 +78,7 @@ def run(name: str, variant: str = "unireplknet_a", lk_size: int = 13, fast: bool
 
     from ..train import evaluate, fit
 
-    fast = fast_mode() if fast is None else fast
+    fast = resolve_fast(fast)
     recipe = get(name)
     train, val, test = (recipe.load(split, fast=fast) for split in ("train", "val", "test"))
     cfg = dataclasses.replace(recipe.config(fast), seed=seed, **config_overrides)

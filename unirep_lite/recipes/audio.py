@@ -13,7 +13,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..data import audio as data
-from ..env import fast_mode
+from ..env import resolve_fast
 from ..frontends.audio import AudioFrontend
 from ..model import create_model
 from ..train import TrainConfig
@@ -30,7 +30,7 @@ def make_model(variant: str = "unireplknet_a", lk_size: int = 13, fast: bool | N
     augment: SpecAugment in training; default on for the full run only. Its masks (up to 48 frames)
     can hide a whole word, which a long run learns to cope with but a few epochs do not.
     """
-    fast = fast_mode() if fast is None else fast
+    fast = resolve_fast(fast)
     frontend = AudioFrontend(augment=(not fast) if augment is None else augment)
     backbone = create_model(variant, num_classes=len(data.WORDS), in_chans=1, lk_size=lk_size, **overrides)
     return nn.Sequential(frontend, nn.AvgPool2d(2), backbone) if fast else nn.Sequential(frontend, backbone)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import images as data
-from ..env import fast_mode
+from ..env import resolve_fast
 from ..model import create_model
 from ..train import TrainConfig
 from . import Recipe, register
@@ -57,7 +57,7 @@ def class_baselines(dataset) -> dict:
 
 
 def input_size(fast: bool | None = None) -> int:
-    return FAST_SIZE if (fast_mode() if fast is None else fast) else FULL_SIZE
+    return FAST_SIZE if resolve_fast(fast) else FULL_SIZE
 
 
 def make_model(variant: str = "unireplknet_a", lk_size: int = 13, fast: bool | None = None,

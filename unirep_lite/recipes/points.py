@@ -13,7 +13,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..data import points as data
-from ..env import fast_mode
+from ..env import resolve_fast
 from ..frontends.points import PointProjection
 from ..model import create_model
 from ..train import TrainConfig
@@ -24,7 +24,7 @@ FULL_SIZE, FAST_SIZE = 128, 32
 
 
 def input_size(fast: bool | None = None) -> int:
-    return FAST_SIZE if (fast_mode() if fast is None else fast) else FULL_SIZE
+    return FAST_SIZE if resolve_fast(fast) else FULL_SIZE
 
 
 def make_model(variant: str = "unireplknet_a", lk_size: int = 13, fast: bool | None = None,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..data import video as data
-from ..env import fast_mode
+from ..env import resolve_fast
 from ..frontends.video import VideoFrontend
 from ..model import create_model
 from ..train import TrainConfig
@@ -28,7 +28,7 @@ FULL_SIZE, FAST_SIZE = 128, 64
 def make_model(variant: str = "unireplknet_a", lk_size: int = 13, fast: bool | None = None,
                layout: str = "grid", **overrides) -> nn.Module:
     """VideoFrontend (+ 2 x 2 average pooling in FAST mode) + UniRepLKNet(in_chans=3, 8 actions)."""
-    fast = fast_mode() if fast is None else fast
+    fast = resolve_fast(fast)
     frontend = VideoFrontend(layout)
     backbone = create_model(variant, num_classes=len(data.CLASSES), in_chans=3, lk_size=lk_size, **overrides)
     return nn.Sequential(frontend, nn.AvgPool2d(2), backbone) if fast else nn.Sequential(frontend, backbone)

@@ -18,7 +18,7 @@ tests on every 4th (consecutive windows overlap by 71 of 72 hours, so little is 
 from __future__ import annotations
 
 from ..data import weather as data
-from ..env import fast_mode
+from ..env import resolve_fast
 from ..frontends.timeseries import TimeSeriesForecaster
 from ..train import TrainConfig
 from . import Recipe, register
@@ -30,7 +30,7 @@ STRIDES = {"full": {"train": 1, "val": 6, "test": 1}, "fast": {"train": 6, "val"
 
 
 def _mode(fast: bool | None) -> str:
-    return "fast" if (fast_mode() if fast is None else fast) else "full"
+    return "fast" if resolve_fast(fast) else "full"
 
 
 def load(split: str, fast: bool | None = None):
