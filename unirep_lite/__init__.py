@@ -5,8 +5,18 @@
     deploy = unirep_lite.reparameterize(model.eval())  # same outputs, one conv per block
 """
 from .blocks import GRN, DilatedReparamBlock, SEBlock, UniRepLKNetBlock
-from .checkpoint import load_checkpoint, save_checkpoint
-from .model import VARIANTS, UniRepLKNet, create_model, list_models, reparameterize
+from .checkpoint import save_checkpoint
+from .model import (
+    VARIANTS,
+    UniRepLKNet,
+    create_model,
+    list_models,
+    load_checkpoint,
+    reparameterize,
+    set_fast_train,
+    set_mode,
+    set_reference,
+)
 from .stats import count_macs, count_params
 from .train import TrainConfig, evaluate, fit
 
@@ -14,5 +24,6 @@ __version__ = "0.1.0"
 __all__ = [
     "create_model", "reparameterize", "list_models", "load_checkpoint", "save_checkpoint",
     "count_params", "count_macs", "UniRepLKNet", "UniRepLKNetBlock", "DilatedReparamBlock",
-    "SEBlock", "GRN", "VARIANTS", "TrainConfig", "fit", "evaluate",
+    "SEBlock", "GRN", "VARIANTS", "TrainConfig", "fit", "evaluate", "set_mode", "set_fast_train",
+    "set_reference",
 ]

@@ -11,7 +11,7 @@ way are far steadier than numbers from separate runs. Speed is never asserted an
 
 Rows: inference of the training structure in eval mode and of the deploy structure, with and
 without channels_last and torch.compile; training steps (forward, backward, AdamW) of the paper's
-block written straightforwardly (`fast.set_reference`: Fig. 2's separate branches, the authors' permute + Linear FFN), of the library's exact block,
+block written straightforwardly (`model.set_reference`: Fig. 2's separate branches, the authors' permute + Linear FFN), of the library's exact block,
 of the fast-training mode, and of ConvNeXt V2. Memory: on a GPU the peak allocated; on a CPU the
 tensors a training step saves for backward (its activation memory).
 """
@@ -29,9 +29,12 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
-from . import fast
-from .model import create_model, reparameterize
+from .data import images
+from .env import fast_mode, seed_everything
+from .model import create_model, reparameterize, set_fast_train, set_reference
+from .train import TrainConfig, evaluate, fit
 
 BASELINE = {"a": "convnextv2_atto", "f": "convnextv2_femto", "p": "convnextv2_pico", "n": "convnextv2_nano"}
 NUM_CLASSES = 10  # the course's datasets; the head is a negligible part of the cost
@@ -68,9 +71,9 @@ def build_model(row: Row, device: torch.device) -> nn.Module:
         if row.variant == "deploy":
             model = reparameterize(model.eval())
         elif row.variant == "reference":
-            fast.set_reference(model)
+            set_reference(model)
         elif row.variant == "fast-train":
-            fast.set_fast_train(model)
+            set_fast_train(model)
     model = model.to(device)
     if row.layout == "cl":
         model = model.to(memory_format=torch.channels_last)
@@ -155,8 +158,6 @@ def plan(args) -> list[Row]:
 
 
 def run(args) -> list[Row]:
-    from tqdm.auto import tqdm
-
     device = torch.device(args.device)
     threads = torch.get_num_threads()
     if args.threads:
@@ -168,8 +169,6 @@ def run(args) -> list[Row]:
 
 
 def _run(args, device: torch.device) -> list[Row]:
-    from tqdm.auto import tqdm
-
     rows = plan(args)
     steps, iters = {}, {}
     for row in tqdm(rows, desc="build + warm-up (compiles here)", file=sys.stderr):
@@ -265,10 +264,6 @@ def compare_accuracy(epochs: int | None = None, seed: int = 0, threads: int = 0)
     """Test accuracy of UniRepLKNet-A trained on the course's MNIST digits (padded to 32 x 32) with
     the paper's block (exact, batch-statistics BN per branch) and in fast-training mode, same seed,
     same recipe (`train.fit`). Returns {mode: {"accuracy", "deploy_accuracy", "seconds"}}."""
-    from .data import images
-    from .env import fast_mode, seed_everything
-    from .train import TrainConfig, evaluate, fit
-
     if threads:
         torch.set_num_threads(threads)
     epochs = epochs or (1 if fast_mode() else 5)
@@ -279,7 +274,7 @@ def compare_accuracy(epochs: int | None = None, seed: int = 0, threads: int = 0)
         seed_everything(seed)
         model = create_model("unireplknet_a", num_classes=10, in_chans=1)
         if mode == "fast-train":
-            fast.set_fast_train(model)
+            set_fast_train(model)
         start = time.perf_counter()
         out = fit(model, train, val, TrainConfig(epochs=epochs, seed=seed, device="cpu"))
         seconds = time.perf_counter() - start

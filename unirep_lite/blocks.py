@@ -2,8 +2,19 @@
 
 Module and parameter names follow the authors' checkpoints (`lk_origin`, `dil_conv_k5_1`, `se.down`,
 `pwconv1.1`, `act.1.gamma`, ...) so that their `.pth` files load as they are. Every block that has a
-training and an inference form takes `deploy=` in its constructor and has `reparameterize()`, which
-turns the training form into the inference form in place, using the pure functions of `reparam`.
+training and an inference form takes `deploy=` in its constructor and has `reparameterize()` (timm's
+convention), which turns the training form into the inference form in place, using the pure
+functions of `reparam`.
+
+Both block kinds compute their training form in one of three `mode`s (`MODES`), set model-wide by
+`model.set_mode` / `set_fast_train` / `set_reference`:
+  "exact"      the default: the paper's math, computed the fast way (channels_last, `dwconv`'s
+               backward, branches merged into one conv in eval mode, FFN as 1x1 convs);
+  "reference"  the paper's Fig. 2 and the authors' block literally (separate branch convs and BNs,
+               permute + Linear): the benchmark's baseline and the tests' ground truth;
+  "fast_train" a different model with the same parameters: each branch BN keeps its learnable
+               gamma/beta over *frozen* running statistics, so the branches merge into one KxK conv
+               at every training step.
 """
 from __future__ import annotations
 
@@ -13,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import fast
+from .dwconv import channels_last, depthwise_conv2d
 from .reparam import (
     bn_affine,
     check_branches,
@@ -23,6 +34,15 @@ from .reparam import (
     fuse_bn,
     merge_branches,
 )
+
+
+MODES = ("exact", "reference", "fast_train")
+
+
+def check_mode(module: nn.Module) -> str:
+    if module.mode not in MODES:
+        raise ValueError(f"{type(module).__name__}.mode must be one of {MODES}, got {module.mode!r}")
+    return module.mode
 
 
 def depthwise_conv(channels: int, k: int, dilation: int = 1, bias: bool = False) -> nn.Conv2d:
@@ -37,12 +57,8 @@ class DilatedReparamBlock(nn.Module):
     Training: out = BN(conv_KxK(x)) + sum_i BN_i(conv_{k_i, dilation r_i}(x)).
     Deploy:   out = conv_KxK'(x) + b', the exact merge of all branches (see `reparam`).
     `branches=(ks, rs)` overrides the authors' table (`reparam.BRANCHES`) for this K.
-    `mode` picks how the training structure is computed (all but "fast_train" give the same result):
-    "exact" (default; fast paths of `fast`), "reference" (Fig. 2 literally, the benchmark's
-    baseline) or "fast_train" (branches merged before one conv at every step: see `fast.set_fast_train`).
+    `mode` picks how the training structure is computed (see the module docstring).
     """
-
-    MODES = ("exact", "reference", "fast_train")
 
     def __init__(self, channels: int, K: int, branches: tuple[Sequence[int], Sequence[int]] | None = None,
                  deploy: bool = False):
@@ -67,19 +83,35 @@ class DilatedReparamBlock(nn.Module):
             yield getattr(self, f"dil_conv_k{k}_{r}"), getattr(self, f"dil_bn_k{k}_{r}"), r
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.deploy:
-            return fast.deploy_forward(self, x)
-        if self.mode not in self.MODES:
-            raise ValueError(f"DilatedReparamBlock.mode must be one of {self.MODES}, got {self.mode!r}")
-        if self.mode == "reference":
-            return fast.reference_forward(self, x)
-        if self.mode == "fast_train" or not self.training:
-            # eval mode: BNs use running statistics, so the block *is* one KxK conv (exact, differentiable)
-            return fast.merged_forward(self, x)
-        return fast.exact_forward(self, x)
+        if self.deploy:  # one KxK conv with bias (cropped on small maps, channels_last on a CPU)
+            return depthwise_conv2d(channels_last(x), self.lk_origin.weight, self.lk_origin.bias)
+        mode = check_mode(self)
+        if mode == "reference":
+            return self.forward_reference(x)
+        if mode == "fast_train" or not self.training:
+            # BNs with running statistics make the block one KxK conv (exact, differentiable)
+            kernel, bias = self.merged_kernel()
+            return depthwise_conv2d(channels_last(x), kernel, bias)
+        return self.forward_exact(x)
+
+    def forward_exact(self, x: Tensor) -> Tensor:
+        """Training mode, batch statistics: every branch, channels_last with `dwconv`'s fast backward."""
+        x = channels_last(x)
+        out = None
+        for conv, bn, r in self.branches():
+            y = bn(depthwise_conv2d(x, conv.weight, None, r))
+            out = y if out is None else out + y
+        return out
+
+    def forward_reference(self, x: Tensor) -> Tensor:
+        """Paper Fig. 2 literally: each branch its own conv and BN, outputs summed."""
+        out = 0
+        for conv, bn, _ in self.branches():
+            out = out + bn(conv(x))
+        return out
 
     def merged_kernel(self) -> tuple[Tensor, Tensor]:
-        """The single KxK kernel and bias that equal this block in eval mode."""
+        """The single KxK kernel and bias that equal this block in eval mode (differentiable)."""
         if self.deploy:
             return self.lk_origin.weight, self.lk_origin.bias
         return merge_branches(((*fuse_bn(conv.weight, bn), r) for conv, bn, r in self.branches()), self.K)
@@ -212,10 +244,10 @@ class UniRepLKNetBlock(nn.Module):
         use_ls = not deploy and layer_scale_init_value is not None and layer_scale_init_value > 0
         self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale_init_value))) if use_ls else None
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.reference = False  # True: `forward_reference`, the benchmark's straightforward baseline
+        self.mode = "exact"  # see the module docstring; the Dilated Reparam Block has its own
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.reference:
+        if check_mode(self) == "reference":
             return self.forward_reference(x)
         # The FFN's Linears run as 1x1 convs on the (B, C, H, W) tensor, with the same weights: on a
         # CPU, in channels_last layout, oneDNN's 1x1 convs beat permute + Linear and keep one layout
@@ -223,7 +255,7 @@ class UniRepLKNetBlock(nn.Module):
         # Without autograd (inference), the element-wise steps work in place: fewer passes over memory
         # (so a forward hook that keeps the output of `dwconv` or `norm` should keep a clone).
         inplace = not torch.is_grad_enabled()
-        x = fast.channels_last(x)
+        x = channels_last(x)
         y = self.se(self.norm(self.dwconv(x)), inplace=inplace)
         y = F.gelu(pointwise_conv(y, self.pwconv1[1]))
         y = self.act[1](y.permute(0, 2, 3, 1), inplace=inplace).permute(0, 3, 1, 2)  # GRN wants (B, H, W, C)

@@ -1,12 +1,23 @@
-"""Load the authors' released `.pth` checkpoints (training or deploy structure) into our models."""
+"""Checkpoint files, whatever the model: read them safely, check a state_dict against a model, save
+atomically, and save/restore a whole training state (model, optimizer, schedule, RNGs) as a pair.
+
+The UniRepLKNet-specific part (a training checkpoint loading into a deploy model) is
+`model.load_checkpoint`.
+"""
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
+
+TRAIN_FORMAT = "unirep_lite.train/1"    # a whole training state: `save_training_state`
+DEPLOY_FORMAT = "unirep_lite.deploy/1"  # a finished run's deploy weights under "model"
 
 MAX_LISTED = 10  # keys shown per category in a mismatch message
 
@@ -45,40 +56,42 @@ def describe_mismatch(expected: Mapping, got: Mapping) -> str:
     return "\n".join(lines)
 
 
-def load_checkpoint(model: nn.Module, source, strict: bool = True) -> nn.Module:
-    """Load a checkpoint (a path or an already loaded object) into `model`; returns the model.
-
-    A training-structure checkpoint loads into a deploy model too: it is loaded into a training
-    copy, which is then reparameterized. The reverse cannot be done (merged kernels don't split), so
-    a deploy checkpoint needs a model built with deploy=True. On any mismatch a ValueError lists the
-    missing and unexpected keys and the wrong shapes.
-    """
-    from .model import UniRepLKNet, reparameterize
-
+def read_state_dict(source) -> dict:
+    """The bare state_dict of a checkpoint file (path) or of an already loaded checkpoint object."""
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"no checkpoint file at {path}")
-        source = torch.load(path, map_location="cpu", weights_only=True)
-    sd = unwrap_state_dict(source)
-    model_deploy = getattr(model, "deploy", False)
-    if isinstance(model, UniRepLKNet) and is_deploy_state_dict(sd) != model_deploy:
-        if model_deploy:  # training checkpoint -> deploy model
-            train = UniRepLKNet(in_chans=model.in_chans, num_classes=model.num_classes, depths=model.depths,
-                                dims=model.dims, kernel_sizes=model.kernel_sizes, deploy=False)
-            load_checkpoint(train, sd, strict=strict)
-            sd = reparameterize(train.to(next(model.parameters())).eval(), inplace=True).state_dict()
-        else:
-            raise ValueError("this checkpoint is in the deploy structure (merged kernels, no BatchNorm "
-                             "statistics): create the model with deploy=True to load it")
+        source = read_checkpoint(source)
+    return unwrap_state_dict(source)
+
+
+def check_state_dict(model: nn.Module, sd: Mapping, strict: bool = True) -> dict:
+    """`sd` ready for `model.load_state_dict`: with strict, a ValueError listing every mismatch;
+    without, only the tensors whose names and shapes match."""
     expected = model.state_dict()
     problems = describe_mismatch(expected, sd)
     if problems and strict:
         raise ValueError(f"checkpoint does not match the model:\n{problems}")
     if not strict:
         sd = {k: v for k, v in sd.items() if k in expected and tuple(v.shape) == tuple(expected[k].shape)}
-    model.load_state_dict(sd, strict=strict)
-    return model
+    return dict(sd)
+
+
+def read_checkpoint(path, *formats: str):
+    """torch.load a checkpoint safely (weights_only: no code runs from the file), on the CPU.
+
+    With `formats`, the file must be a dict whose "format" is one of them (our training and deploy
+    files); errors name the file and what was expected.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path} (no checkpoint file there)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated, foreign or non-torch file, or one that wants to run code
+        raise ValueError(f"could not read {path} as a checkpoint: {e}") from e
+    if formats and (not isinstance(ckpt, dict) or ckpt.get("format") not in formats):
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"{path} is not a {' or '.join(map(repr, formats))} file (found format {found!r})")
+    return ckpt
 
 
 def atomic_save(obj, path) -> Path:
@@ -101,3 +114,55 @@ def atomic_save(obj, path) -> Path:
 def save_checkpoint(model: nn.Module, path) -> Path:
     """Save a bare state_dict (the authors' layout), atomically."""
     return atomic_save(model.state_dict(), path)
+
+
+# ----------------------------------------------------------------------------- training state
+
+def save_training_state(path, *, model: nn.Module, optimizer, scheduler, scaler, **progress) -> Path:
+    """Everything a resumed run needs to continue exactly, atomically: the model, optimizer,
+    scheduler and grad-scaler states, every random number generator, and `progress` (epoch, step,
+    history, config, ...: plain data kept as given)."""
+    return atomic_save({"format": TRAIN_FORMAT, "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "scaler": scaler.state_dict(), "rng": _rng_state(), **progress}, path)
+
+
+def load_training_state(path, *, model: nn.Module, optimizer, scheduler, scaler,
+                        check: Callable[[dict], None] | None = None) -> dict:
+    """Restore a state written by `save_training_state` into these objects and the RNGs; returns it.
+
+    Nothing is changed unless the file is a training state of the same architecture and `check`
+    (given the whole state, e.g. to compare the run's settings) raised nothing.
+    """
+    state = read_checkpoint(path, TRAIN_FORMAT)
+    problems = describe_mismatch(model.state_dict(), state["model"])
+    if problems:
+        raise ValueError(f"{path} was saved from a different model:\n{problems}")
+    if check is not None:
+        check(state)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if state["scaler"]:  # empty when saved without fp16 (e.g. on the CPU); then start afresh
+        scaler.load_state_dict(state["scaler"])
+    _set_rng_state(state["rng"])
+    return state
+
+
+def _rng_state() -> dict:
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -21,6 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .blocks import DilatedReparamBlock, UniRepLKNetBlock
+from .env import seed_everything
+from .model import create_model, reparameterize
 
 THRESHOLDS = (0.2, 0.3, 0.5, 0.99)  # RepLKNet's thresholds for the area ratio
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -196,12 +201,8 @@ def build_model(name: str, lk_size: int | None = None, seed: int = 0, layer_scal
     block an identity at initialisation, so a random-init ERF would show only the downsampling convs;
     1.0 lets the blocks (and their kernel size) count, as trained blocks do.
     """
-    from .env import seed_everything
-
     seed_everything(seed)
     if name.startswith("unireplknet"):
-        from .model import create_model
-
         return create_model(name, num_classes=0, lk_size=lk_size, layer_scale_init_value=layer_scale,
                             **kwargs).eval()
     if lk_size is not None:
@@ -230,8 +231,6 @@ def _conv_chain(model: nn.Module, x: Tensor, stage: int) -> list[tuple[int, int,
     ResNet shortcuts that run beside a strided 3x3 conv. Layers after the stage (smaller outputs
     than the stage's map) are left out.
     """
-    from .blocks import DilatedReparamBlock
-
     events: list[tuple[tuple[int, int, int], tuple[int, int]]] = []
     inside: set[int] = set()
     for m in model.modules():
@@ -331,13 +330,7 @@ def compute_erf(model: nn.Module, images: Tensor, stage: int = -1, batch_size: i
     ERF) with one conv per block instead of six, and a little cheaper (merge the model yourself,
     `unirep_lite.reparameterize`, to skip the copy when calling this repeatedly).
     """
-    from tqdm.auto import tqdm
-
-    from .blocks import UniRepLKNetBlock
-
     if merge and any(isinstance(m, UniRepLKNetBlock) and not m.deploy for m in model.modules()):
-        from .model import reparameterize
-
         model = reparameterize(model.eval())
 
     if images.dim() != 4:

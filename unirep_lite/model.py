@@ -3,6 +3,10 @@
 All nine sizes of the paper (Table 5) come from one table, `VARIANTS`; `create_model` builds any of
 them with overrides. Module names match the authors' checkpoints (`downsample_layers`, `stages`,
 `norm`, `head`), so their state_dicts load unchanged in both the training and the deploy structure.
+
+Next to the model, what acts on a whole model: `reparameterize` (every block's own
+`reparameterize()`), the compute-mode switches (`set_mode`, `set_fast_train`, `set_reference`) and
+`load_checkpoint`, which knows that a training-structure checkpoint can become a deploy model.
 """
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from .blocks import LayerNorm2d, UniRepLKNetBlock
+from .blocks import MODES, DilatedReparamBlock, LayerNorm2d, UniRepLKNetBlock
+from .checkpoint import check_state_dict, is_deploy_state_dict, read_state_dict
 
 
 @dataclass(frozen=True)
@@ -199,7 +204,54 @@ def create_model(
     model = UniRepLKNet(in_chans=in_chans, num_classes=num_classes, depths=depths, dims=dims,
                         deploy=deploy, **overrides)
     if pretrained is not None:
-        from .checkpoint import load_checkpoint
-
         load_checkpoint(model, pretrained)
+    return model
+
+
+def set_mode(model: nn.Module, mode: str) -> nn.Module:
+    """Set how every block of `model` computes its training structure (`blocks.MODES`), in place."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    for m in model.modules():
+        if isinstance(m, (DilatedReparamBlock, UniRepLKNetBlock)):
+            m.mode = mode
+    return model
+
+
+def set_fast_train(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Switch every block of `model` to (or back from) fast-training mode, in place.
+
+    Fast-training mode merges each Dilated Reparam Block's branches into one KxK conv at every step:
+    each branch is scaled by its BN's learnable gamma / sqrt(running_var + eps) and shifted, with the
+    running statistics frozen (never updated in this mode). Same parameters, keys and deploy structure.
+    """
+    return set_mode(model, "fast_train" if enabled else "exact")
+
+
+def set_reference(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Compute every block as the authors write it (the benchmark's baseline), in place: Dilated
+    Reparam Blocks as separate branch convs and BNs (Fig. 2), the FFN as permute + Linear."""
+    return set_mode(model, "reference" if enabled else "exact")
+
+
+def load_checkpoint(model: nn.Module, source, strict: bool = True) -> nn.Module:
+    """Load a checkpoint (a path or an already loaded object) into `model`; returns the model.
+
+    Takes the authors' released `.pth` files, bare or wrapped ('model', 'state_dict', 'model_ema').
+    A training-structure checkpoint loads into a deploy model too: it is loaded into a training
+    copy, which is then reparameterized. The reverse cannot be done (merged kernels don't split), so
+    a deploy checkpoint needs a model built with deploy=True. On any mismatch a ValueError lists the
+    missing and unexpected keys and the wrong shapes.
+    """
+    sd = read_state_dict(source)
+    model_deploy = getattr(model, "deploy", False)
+    if isinstance(model, UniRepLKNet) and is_deploy_state_dict(sd) != model_deploy:
+        if not model_deploy:
+            raise ValueError("this checkpoint is in the deploy structure (merged kernels, no BatchNorm "
+                             "statistics): create the model with deploy=True to load it")
+        train = UniRepLKNet(in_chans=model.in_chans, num_classes=model.num_classes, depths=model.depths,
+                            dims=model.dims, kernel_sizes=model.kernel_sizes, deploy=False)
+        load_checkpoint(train, sd, strict=strict)
+        sd = reparameterize(train.to(next(model.parameters())).eval(), inplace=True).state_dict()
+    model.load_state_dict(check_state_dict(model, sd, strict), strict=strict)
     return model

@@ -79,18 +79,21 @@ def fuse_bn(kernel: Tensor, bn: nn.BatchNorm2d, conv_bias: Tensor | None = None)
     BN(y) = (y - mean) / sqrt(var + eps) * gamma + beta, so each output channel's kernel is scaled by
     t = gamma / sqrt(var + eps) and the bias becomes beta + (conv_bias - mean) * t. Works for any conv
     whose first kernel dimension is the output channel (dense, grouped, depthwise, Linear).
+    Differentiable in the kernel and the BN's weight and bias (the running statistics are buffers),
+    so a block's merged kernel can be trained through (fast-training mode); under `torch.no_grad`
+    it builds deploy models.
     """
     dtype, device = kernel.dtype, kernel.device
 
     def cast(t: Tensor | None) -> Tensor | None:
-        return None if t is None else t.detach().to(device=device, dtype=dtype)
+        return None if t is None else t.to(device=device, dtype=dtype)
 
     mean, var = cast(bn.running_mean), cast(bn.running_var)
     if mean is None or var is None:
         raise ValueError("fuse_bn needs a BatchNorm with running statistics (track_running_stats=True)")
     gamma = cast(bn.weight) if bn.weight is not None else torch.ones_like(mean)
     beta = cast(bn.bias) if bn.bias is not None else torch.zeros_like(mean)
-    t = gamma / torch.sqrt(var + bn.eps)
+    t = gamma * torch.rsqrt(var + bn.eps)
     bias = cast(conv_bias) if conv_bias is not None else torch.zeros_like(mean)
     shape = (-1,) + (1,) * (kernel.dim() - 1)
     return kernel * t.reshape(shape), beta + (bias - mean) * t

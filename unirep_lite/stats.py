@@ -5,11 +5,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .blocks import GRN
+
 
 def count_params(model: nn.Module, paper: bool = False) -> int:
     """Number of parameters; `paper=True` leaves out GRN's gamma, as the paper's Table 5 does."""
-    from .blocks import GRN
-
     skip = {id(m.gamma) for m in model.modules() if isinstance(m, GRN)} if paper else set()
     return sum(p.numel() for p in model.parameters() if id(p) not in skip)
 

@@ -36,14 +36,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
+from tqdm.auto import tqdm
 
-from .checkpoint import atomic_save, describe_mismatch
+from .blocks import UniRepLKNetBlock
+from .checkpoint import (
+    DEPLOY_FORMAT,
+    TRAIN_FORMAT,
+    atomic_save,
+    load_training_state,
+    save_training_state,
+)
 from .env import default_device, seed_everything
+from .model import reparameterize
+from .plots import plot_history
 
 TASKS = ("classification", "regression")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
-CHECKPOINT_FORMAT = "unirep_lite.train/1"
-DEPLOY_FORMAT = "unirep_lite.deploy/1"
+CHECKPOINT_FORMAT = TRAIN_FORMAT  # the name this module has always exported
 
 # Config fields that shape the numbers of a run; a resume must keep them, or it is another run.
 _RUN_FIELDS = ("epochs", "batch_size", "lr", "min_lr", "weight_decay", "warmup_fraction",
@@ -67,7 +76,7 @@ class TrainConfig:
     mixup_alpha: float = 0.0         # 0 = off; classification only
     grad_clip: Optional[float] = 1.0  # max global gradient norm; None = no clipping
     task: str = "classification"     # or "regression"
-    amp: str = "auto"                # CUDA only: "auto" (bf16 if supported, else fp16), "bf16", "fp16", "off"
+    amp: str = "auto"                # "auto" (CUDA: bf16 if supported, else fp16; elsewhere off), "bf16", "fp16", "off"
     channels_last: bool = False      # memory layout for 4-D inputs; can be faster on GPUs
     seed: int = 0
     device: Optional[str] = None     # None = unirep_lite.env.default_device()
@@ -159,41 +168,7 @@ class History:
 
     def plot(self):
         """Losses, the validation metric and the learning rate, one panel each; returns the figure."""
-        import matplotlib.pyplot as plt
-
-        fig, (ax_loss, ax_metric, ax_lr) = plt.subplots(1, 3, figsize=(13, 3.6))
-        # Per-step curves share the epoch axis: step i (0-based) ends at epoch (i + 1) / steps per epoch.
-        steps_x = np.arange(1, len(self.step_loss) + 1) / (len(self.step_loss) / self.epoch[-1]) \
-            if self.step_loss and self.epoch else np.array([])
-        ax_loss.plot(steps_x, self.step_loss, color="tab:blue", alpha=0.3, lw=0.8, label="train (step)")
-        ax_loss.plot(self.epoch, self.train_loss, "o-", color="tab:blue", label="train (epoch mean)")
-        if _has_values(self.val_loss):
-            ax_loss.plot(self.epoch, self.val_loss, "o-", color="tab:orange", label="validation")
-        ax_loss.set(title="loss", xlabel="epoch")
-        ax_loss.legend(fontsize=8)
-        title = f"validation {self.metric_name}"
-        if _has_values(self.val_metric):
-            ax_metric.plot(self.epoch, self.val_metric, "o-", color="tab:green")
-            pick = np.nanargmax if self.metric_name == "accuracy" else np.nanargmin
-            best = int(pick(np.array(self.val_metric, dtype=float)))
-            title += f" (best {self.val_metric[best]:.4g} at epoch {self.epoch[best]})"
-        else:
-            ax_metric.text(0.5, 0.5, "no validation data", ha="center", va="center",
-                           transform=ax_metric.transAxes, color="gray")
-        ax_metric.set(title=title, xlabel="epoch")
-        if self.step_lr:
-            ax_lr.plot(steps_x[:len(self.step_lr)], self.step_lr, color="tab:purple")
-        ax_lr.set(title="learning rate (per step)", xlabel="epoch")
-        ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
-        for ax in (ax_loss, ax_metric, ax_lr):
-            ax.grid(alpha=0.3)
-            ax.set_xlim(left=0)
-        fig.tight_layout()
-        return fig
-
-
-def _has_values(xs: list) -> bool:
-    return any(v is not None and not math.isnan(v) for v in xs)
+        return plot_history(self)
 
 
 @dataclass
@@ -263,12 +238,15 @@ def _batch_size(x) -> int:
 # ----------------------------------------------------------------------------- precision
 
 def _amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
-    """The autocast dtype: only on CUDA; elsewhere plain float32 (None)."""
-    if device.type != "cuda" or mode == "off":
+    """The autocast dtype, or None for plain float32: on CUDA "auto" picks bf16 where supported, else
+    fp16; on other devices only an explicit "bf16" turns it on (a CPU is rarely faster in bf16)."""
+    if mode == "off":
         return None
-    if mode == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if mode == "bf16" else torch.float16
+    if device.type == "cuda":
+        if mode == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if mode == "bf16" else torch.float16
+    return torch.bfloat16 if mode == "bf16" else None
 
 
 def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
@@ -337,67 +315,7 @@ def evaluate(model: nn.Module, data, task: str = "classification", *, device=Non
     return result
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-def _read(path, *formats: str) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path} (expected a file written by unirep_lite.train)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated, foreign or non-torch file
-        raise ValueError(f"could not read {path} as a unirep_lite checkpoint: {e}") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") not in formats:
-        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f"{path} is not a {' or '.join(map(repr, formats))} file (found format {found!r})")
-    return ckpt
-
-
-def _check_same_model(state: dict, model: nn.Module, path) -> None:
-    """Raise a ValueError listing the differences when `state` was saved from another architecture."""
-    problems = describe_mismatch(model.state_dict(), state)
-    if problems:
-        raise ValueError(f"{path} was saved from a different model:\n{problems}")
-
-
-def _rng_state() -> dict:
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"python": random.getstate(),
-             "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    name, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 # ----------------------------------------------------------------------------- the loop
-
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    # Decay only matrices and kernels; norms, biases, GRN and layer-scale vectors are left alone.
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.dim() > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _is_unireplknet(model: nn.Module) -> bool:
-    try:
-        from .blocks import UniRepLKNetBlock
-    except ImportError:
-        return False
-    return any(isinstance(m, UniRepLKNetBlock) for m in model.modules())
-
 
 def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfig] = None, *,
         resume_from=None, stop_after: Optional[int] = None,
@@ -457,17 +375,11 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
     start_epoch, step = 0, 0
 
     if resume_from is not None:
-        ckpt = _read(resume_from, CHECKPOINT_FORMAT)
-        _check_same_model(ckpt["model"], model, resume_from)
-        _check_same_run(ckpt, cfg, steps_per_epoch, resume_from)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if ckpt["scaler"]:  # empty when saved without fp16 (e.g. on the CPU); then start afresh
-            scaler.load_state_dict(ckpt["scaler"])
-        start_epoch, step = ckpt["epoch"], ckpt["step"]
-        history = History.from_dict(ckpt["history"])
-        _set_rng_state(ckpt["rng"])
+        state = load_training_state(
+            resume_from, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+            check=lambda saved: _check_same_run(saved, cfg, steps_per_epoch, resume_from))
+        start_epoch, step = state["epoch"], state["step"]
+        history = History.from_dict(state["history"])
 
     ckpt_path = Path(cfg.checkpoint_path) if cfg.checkpoint_path else None
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
@@ -492,11 +404,9 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
             if bar is not None:
                 bar.set_postfix(_postfix(epoch, cfg.epochs, history.step_loss[-1], history))
             if ckpt_path is not None:
-                atomic_save({"format": CHECKPOINT_FORMAT, "model": model.state_dict(),
-                             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                             "scaler": scaler.state_dict(), "epoch": epoch + 1, "step": step,
-                             "steps_per_epoch": steps_per_epoch, "history": history.to_dict(),
-                             "rng": _rng_state(), "config": dataclasses.asdict(cfg)}, ckpt_path)
+                save_training_state(ckpt_path, model=model, optimizer=optimizer, scheduler=scheduler,
+                                    scaler=scaler, epoch=epoch + 1, step=step, steps_per_epoch=steps_per_epoch,
+                                    history=history.to_dict(), config=dataclasses.asdict(cfg))
     finally:
         if bar is not None:
             bar.close()
@@ -509,15 +419,28 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
     want = cfg.reparameterize if cfg.reparameterize is not None else (
         reparameterize_fn is not None or _is_unireplknet(model))
     if want:
-        if reparameterize_fn is None:
-            from . import reparameterize as reparameterize_fn
         check_data = val_loader if val_loader is not None else train_loader  # any data will do
-        result.deploy_model, result.deploy_check = _deploy(model, reparameterize_fn, check_data, task, device)
+        result.deploy_model, result.deploy_check = _deploy(model, reparameterize_fn or reparameterize,
+                                                           check_data, task, device)
         deploy_path = cfg.deploy_path or (ckpt_path.with_name(ckpt_path.stem + ".deploy.pt") if ckpt_path else None)
         if deploy_path is not None:
             result.deploy_path = atomic_save({"format": DEPLOY_FORMAT,
                                               "model": result.deploy_model.state_dict()}, deploy_path)
     return result
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    # Decay only matrices and kernels; norms, biases, GRN and layer-scale vectors are left alone.
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.dim() > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _is_unireplknet(model: nn.Module) -> bool:
+    return any(isinstance(m, UniRepLKNetBlock) for m in model.modules())
 
 
 def _train_epoch(model, loader, optimizer, scheduler, scaler, amp_dtype, cfg: TrainConfig, device,
@@ -599,7 +522,6 @@ def _check_same_run(ckpt: dict, cfg: TrainConfig, steps_per_epoch: int, path) ->
 def _progress(enabled: bool, total: int, initial: int):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
     return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
 
 

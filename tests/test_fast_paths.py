@@ -4,7 +4,9 @@ import torch
 import torch.nn.functional as F
 
 import unirep_lite as u
-from unirep_lite import DilatedReparamBlock, fast
+from unirep_lite import DilatedReparamBlock
+from unirep_lite.dwconv import depthwise_conv2d
+from unirep_lite.model import set_fast_train, set_reference
 from unirep_lite.testing import randomize_, relative_error
 
 TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
@@ -29,7 +31,7 @@ def test_depthwise_conv_matches_conv2d_with_gradients(dtype, k, r, hw, cl):
     pad = (k - 1) * r // 2
     ref = F.conv2d(x, w, b, padding=pad, dilation=r, groups=C)
     ref_grads = torch.autograd.grad(ref, (x, w, b), gy)
-    out = fast.depthwise_conv2d(x, w, b, r)
+    out = depthwise_conv2d(x, w, b, r)
     grads = torch.autograd.grad(out, (x, w, b), gy)
     assert out.shape == ref.shape and out.dtype == dtype
     assert relative_error(ref, out) < TOL[dtype]
@@ -67,8 +69,9 @@ def modes_agree(module, x, modes, tol, training):
     results, stats = [], []
     for mode in modes:
         module.load_state_dict(state)
-        for m in fast.dilated_blocks(module):
-            m.mode = mode
+        for m in module.modules():
+            if isinstance(m, DilatedReparamBlock):
+                m.mode = mode
         module.train(training)
         results.append(grads_of(module, x))
         stats.append([b.clone() for n, b in module.named_buffers() if "running" in n])
@@ -103,7 +106,7 @@ def test_exact_model_equals_the_straightforward_one(dtype, training, res, cl):
 def test_deploy_structure_with_cropped_kernels_equals_the_training_structure(res):
     # at 32x32 the last stage is 1x1 and the third 2x2: most of each 13x13 kernel is cropped away
     model = randomize_(u.create_model("unireplknet_a", num_classes=5, **SMALL), seed=4).double()
-    fast.set_reference(model)
+    set_reference(model)
     x = torch.randn(2, 3, res, res, dtype=torch.float64)
     with torch.no_grad():
         ref = model.eval()(x)
@@ -121,9 +124,9 @@ def test_block_ffn_as_1x1_convs_and_in_place_inference_equal_the_literal_block(d
         block.reparameterize()
     x = layout(torch.randn(2, 8, 9, 9, dtype=dtype), cl)
     state = {k: v.clone() for k, v in block.state_dict().items()}
-    fast.set_reference(block)  # the authors' formulation: permute + Linear, separate branches
+    set_reference(block)  # the authors' formulation: permute + Linear, separate branches
     literal = grads_of(block, x)
-    fast.set_reference(block, False)
+    set_reference(block, False)
     block.load_state_dict(state)  # the literal run updated the BN statistics in training mode
     # training-mode BNs turn float32 rounding into gradient noise ~3e-7 of the largest gradient
     assert_same(literal, grads_of(block, x), TOL[dtype] * (5 if structure == "train" else 1))
@@ -141,7 +144,7 @@ def test_fast_train_mode_is_the_branches_with_fixed_statistics(dtype):
     # exactly the straightforward block in eval mode, but trainable in training mode
     block = randomize_(DilatedReparamBlock(4, 13), seed=5).to(dtype)
     x = torch.randn(3, 4, 11, 11, dtype=dtype)
-    fast.set_fast_train(block)
+    set_fast_train(block)
     before = {k: v.clone() for k, v in block.state_dict().items()}
     fast_out = grads_of(block.train(), x)
     block.mode = "reference"
@@ -154,7 +157,7 @@ def test_fast_train_model_keeps_keys_trains_and_reparameterizes_exactly():
     torch.manual_seed(0)
     model = u.create_model("unireplknet_a", num_classes=3, **SMALL)
     keys = {k: v.shape for k, v in model.state_dict().items()}
-    fast.set_fast_train(model).train()
+    set_fast_train(model).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
     branch_bn = model.stages[1][0].dwconv.dil_bn_k7_2
@@ -177,9 +180,9 @@ def test_modes_are_checked_and_bad_shapes_named():
     with pytest.raises(ValueError, match="mode must be one of"):
         block(torch.randn(1, 4, 8, 8))
     with pytest.raises(ValueError, match=r"depthwise weight \(C, 1, k, k\)"):
-        fast.depthwise_conv2d(torch.randn(1, 4, 8, 8), torch.randn(3, 1, 3, 3))
+        depthwise_conv2d(torch.randn(1, 4, 8, 8), torch.randn(3, 1, 3, 3))
     with pytest.raises(ValueError, match="square odd kernel"):
-        fast.depthwise_conv2d(torch.randn(1, 4, 8, 8), torch.randn(4, 1, 4, 4))
+        depthwise_conv2d(torch.randn(1, 4, 8, 8), torch.randn(4, 1, 4, 4))
 
 
 def test_bench_runs_and_prints_a_table(capsys):
