@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
+from .batches import TensorBatches, device_batches
 from .blocks import UniRepLKNetBlock
 from .checkpoint import (
     DEPLOY_FORMAT,
@@ -81,6 +82,7 @@ class TrainConfig:
     seed: int = 0
     device: Optional[str] = None     # None = unirep_lite.env.default_device()
     num_workers: int = 0             # for DataLoaders that fit builds
+    data_on_device: bool = True      # fixed splits live on the training device as tensors (see `batches`)
     progress: bool = True            # tqdm bar with live loss and metric
     checkpoint_path: Optional[str] = None  # saved (atomically) after every epoch when set
     reparameterize: Optional[bool] = None  # None = yes for UniRepLKNet models (or a given fn)
@@ -194,6 +196,17 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(s)
 
 
+def make_batches(data, batch_size: int, device: torch.device, *, shuffle: bool = False, seed: int = 0,
+                 num_workers: int = 0, drop_last: bool = False, on_device: bool = True):
+    """Batches of `data` for `device`: `batches.TensorBatches` where the samples are fixed tensors
+    that fit on the device (and `on_device`), else a DataLoader (`make_loader`)."""
+    if isinstance(data, (DataLoader, TensorBatches)):
+        return data
+    found = device_batches(data, batch_size, device, shuffle=shuffle, seed=seed, drop_last=drop_last) \
+        if on_device else None
+    return found or make_loader(data, batch_size, shuffle, seed=seed, num_workers=num_workers, drop_last=drop_last)
+
+
 def make_loader(data, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0,
                 drop_last: bool = False) -> DataLoader:
     """A DataLoader from a DataLoader (returned as is), a Dataset, or a tuple (inputs, targets) of tensors."""
@@ -270,7 +283,7 @@ def predict(model: nn.Module, data, *, device=None, batch_size: int = 256, amp: 
             channels_last: bool = False) -> tuple[Tensor, Tensor]:
     """Run `model` in eval mode over `data`; return (outputs, targets) on the CPU, in order."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    loader = make_loader(data, batch_size, shuffle=False)
+    loader = make_batches(data, batch_size, device)
     dtype = _amp_dtype(amp, device)
     was_training = model.training
     model.eval()
@@ -323,6 +336,8 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
     """Train `model` on `train_data`, validating on `val_data` after every epoch.
 
     Data: DataLoaders, Datasets or (inputs, targets) tensor tuples; batches are (inputs, targets).
+        Tensors and the course's datasets are kept on the training device and batched by indexing
+        (`batches`; config.data_on_device=False for DataLoaders instead), same order, same result.
     resume_from: a checkpoint written by an earlier call with the same config; training continues
         after its last epoch and ends exactly where an uninterrupted run would.
     stop_after: end this call after that many epochs in total (the schedule still spans
@@ -347,10 +362,11 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
     task = cfg.task
     seed_everything(cfg.seed)
 
-    train_loader = make_loader(train_data, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                               num_workers=cfg.num_workers, drop_last=_drop_last(train_data, cfg.batch_size))
-    val_loader = None if val_data is None else make_loader(val_data, cfg.batch_size, shuffle=False,
-                                                           num_workers=cfg.num_workers)
+    train_loader = make_batches(train_data, cfg.batch_size, device, shuffle=True, seed=cfg.seed,
+                                num_workers=cfg.num_workers, drop_last=_drop_last(train_data, cfg.batch_size),
+                                on_device=cfg.data_on_device)
+    val_loader = None if val_data is None else make_batches(val_data, cfg.batch_size, device,
+                                                            num_workers=cfg.num_workers, on_device=cfg.data_on_device)
     try:
         steps_per_epoch = len(train_loader)
     except TypeError:
@@ -495,12 +511,15 @@ def _drop_last(train_data, batch_size: int) -> bool:
         return False
 
 
-def _reseed_loader(loader: DataLoader, seed: int, epoch: int) -> None:
+def _reseed_loader(loader, seed: int, epoch: int) -> None:
     """Make this epoch's shuffle depend on (seed, epoch) only, so a resumed run shuffles the same.
 
     Loaders without a generator draw their shuffle seed from torch's global RNG, which the
     checkpoint restores, so they repeat as well.
     """
+    if isinstance(loader, TensorBatches):
+        loader.set_epoch(epoch)
+        return
     gen = getattr(loader, "generator", None)
     if isinstance(gen, torch.Generator):
         gen.manual_seed(seed * 100_003 + epoch)
