@@ -1,7 +1,14 @@
-"""Run-time switches shared by the library, the notebooks and the tests.
+"""Run-time switches shared by the library, the notebooks and the tests: the one place that decides
+how big a run is and where it runs, so the GPU path is the same code.
 
-`UNIREP_FAST=1` makes every notebook and data build small enough for CI on 2 CPU cores; the default
-is the real run. The device is chosen once, in one place, so the GPU path is the same code.
+Three run sizes (`run_size()`), chosen from the hardware unless the environment says otherwise:
+  "full"  the real run: full datasets and schedules. The default where a CUDA GPU is present, or
+          asked for anywhere with UNIREP_SIZE=full (`make course-full`).
+  "cpu"   the default without a GPU: FAST data and input sizes with the recipes' schedules made
+          `CPU_EPOCH_FACTOR` times longer, so that the whole course fits in about an hour on 2 cores
+          instead of starting a multi-day job by surprise.
+  "fast"  the CI size (UNIREP_FAST=1 or UNIREP_SIZE=fast): every notebook in minutes on 2 cores.
+`fast_mode()` is True for the two small sizes (small data and inputs).
 """
 from __future__ import annotations
 
@@ -11,10 +18,31 @@ import random
 import numpy as np
 import torch
 
+SIZES = ("fast", "cpu", "full")
+CPU_EPOCH_FACTOR = 3  # "cpu" runs train this many times the FAST schedule's epochs
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def run_size() -> str:
+    """"fast", "cpu" or "full" (see the module docstring): UNIREP_SIZE, else UNIREP_FAST, else the hardware."""
+    asked = os.environ.get("UNIREP_SIZE", "").strip().lower()
+    if asked:
+        if asked not in SIZES:
+            raise ValueError(f"UNIREP_SIZE must be one of {SIZES}, got {asked!r}")
+        return asked
+    if os.environ.get("UNIREP_FAST", "0").strip().lower() in _TRUE:
+        return "fast"
+    return "full" if default_device().type == "cuda" else "cpu"
+
 
 def fast_mode() -> bool:
-    """True when the environment asks for the small CI-sized run (UNIREP_FAST=1)."""
-    return os.environ.get("UNIREP_FAST", "0").strip().lower() in {"1", "true", "yes", "on"}
+    """True for the small data and input sizes: the FAST (CI) and the CPU-sized runs."""
+    return run_size() != "full"
+
+
+def epoch_factor() -> int:
+    """How many times a recipe's FAST schedule a run of this size trains (1 but for "cpu")."""
+    return CPU_EPOCH_FACTOR if run_size() == "cpu" else 1
 
 
 def resolve_fast(fast: bool | None) -> bool:
