@@ -1,9 +1,11 @@
 """Offline datasets, real-benchmark loaders and the cache they live in, one module per modality.
 
 `images` (real MNIST "digits"), `audio` (synthetic spoken "speech"), `video` (synthetic actions),
-`points` ("shapes") and `weather`: each has `build(fast=None, root=None, force=False) -> folder`,
-`load(split, ...) -> Dataset` for split in train/val/test, and a loader for the real benchmark's own
-layout. `python -m unirep_lite.data build` builds every offline dataset once into `data_root()`.
+`points` ("shapes") and `weather` (`unirep_lite.modalities` lists them): each has
+`build(fast=None, root=None, force=False) -> folder`, `load(split, ...) -> Dataset` for split in
+train/val/test, and a loader for the real benchmark's own layout. The helpers below are what they
+share (the split check, .npy loading, folder checks). `python -m unirep_lite.data build` builds every
+offline dataset once into `data_root()`.
 """
 from __future__ import annotations
 
@@ -40,8 +42,22 @@ def drop_unreadable(items: Sequence, read: Callable, desc: str = "checking files
     return kept, skipped
 
 
-def load_npy(path, **kwargs):
-    """np.load that names the file and the fix when a cached array is truncated or not an .npy."""
+SPLITS = ("train", "val", "test")  # every offline dataset's splits
+
+
+def check_split(split: str, splits: Sequence[str] = SPLITS) -> str:
+    """`split` when it is one of `splits`; else a ValueError that names the valid ones."""
+    if split not in splits:
+        raise ValueError(f"split must be one of {tuple(splits)}, got {split!r}")
+    return split
+
+
+REBUILD = "rebuild the dataset with `python -m unirep_lite.data build --force`"
+
+
+def load_npy(path, fix: str = REBUILD, **kwargs):
+    """np.load that names the file and the fix (by default: rebuild the cached dataset) when the file
+    is truncated, pickled or not an .npy; keyword arguments go to np.load (mmap_mode=...)."""
     import numpy as np
 
     try:
@@ -49,13 +65,12 @@ def load_npy(path, **kwargs):
     except FileNotFoundError:
         raise
     except Exception as e:
-        raise ValueError(f"{path}: not a readable .npy file ({e}); rebuild the dataset with "
-                         f"`python -m unirep_lite.data build --force`") from e
+        raise ValueError(f"{path}: not a readable .npy file ({type(e).__name__}: {e}); {fix}") from e
 
 
 # after the helpers above: the modality modules import them from here
-from unirep_lite.data import audio, cache, images, video  # noqa: E402
+from unirep_lite.data import audio, cache, images, points, video, weather  # noqa: E402
 from unirep_lite.data.cache import data_root, dataset_checksum, verify  # noqa: E402
 
-__all__ = ["audio", "cache", "images", "video", "data_root", "dataset_checksum", "verify",
-           "drop_unreadable", "load_npy"]
+__all__ = ["audio", "cache", "images", "points", "video", "weather", "data_root", "dataset_checksum", "verify",
+           "check_folder", "check_split", "drop_unreadable", "load_npy", "SPLITS"]

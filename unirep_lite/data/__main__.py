@@ -14,22 +14,12 @@ import importlib
 import sys
 
 from unirep_lite.data import cache
-
-# dataset name -> module with build()/load(); points and weather come from another part of the issue
-MODULES = {"digits": "images", "speech": "audio", "video": "video", "shapes": "points",
-           "weather": "weather"}
+from unirep_lite.modalities import MODALITIES
 
 
 def registry() -> dict:
-    """name -> module, for the modality modules that are importable."""
-    found = {}
-    for name, module in MODULES.items():
-        try:
-            found[name] = importlib.import_module(f"unirep_lite.data.{module}")
-        except ModuleNotFoundError as e:
-            if e.name != f"unirep_lite.data.{module}":  # a real missing dependency: say so
-                raise
-    return found
+    """Dataset name -> its module (with build() and load()), from the modality table."""
+    return {name: importlib.import_module(m.data) for name, m in MODALITIES.items()}
 
 
 def _pick(names: list[str], available: dict) -> list[str]:
@@ -60,11 +50,9 @@ def main(argv=None) -> int:
         return 0
     if args.command == "list":
         print(f"data root: {root}")
-        for name in MODULES:
+        for name in available:
             builds = [b.name for b in _builds(root, name)]
-            state = (", ".join(builds) if builds else "not built") if name in available \
-                else "module not available"
-            print(f"  {name:8s} {state}")
+            print(f"  {name:8s} {', '.join(builds) if builds else 'not built'}")
         return 0
     bad = 0
     for name in _pick(args.names, available):

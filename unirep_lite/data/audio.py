@@ -25,12 +25,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite.data import cache, check_folder, drop_unreadable, load_npy
+from unirep_lite.data import SPLITS, cache, check_folder, check_split, drop_unreadable, load_npy
 
 NAME = "speech"
 VERSION = 1
 SEED = 0
-SPLITS = ("train", "val", "test")
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = SAMPLE_RATE  # 1 s, as Speech Commands
 WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
@@ -249,8 +248,7 @@ class SpokenWords(Dataset):
     """The built speech split: (waveform 1 x 16000 float32 in [-1, 1], label); `.voices` per clip."""
 
     def __init__(self, folder: Path, split: str, transform=None):
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        check_split(split)
         folder = Path(folder)
         self.audio = load_npy(folder / f"{split}_audio.npy", mmap_mode="r")
         self.labels = load_npy(folder / f"{split}_labels.npy")
@@ -270,6 +268,7 @@ class SpokenWords(Dataset):
 
 def load(split: str, fast: bool | None = None, root=None, transform=None) -> SpokenWords:
     """A split of the offline speech dataset (built on first use); `transform` e.g. the audio front-end."""
+    check_split(split)  # before a build
     return SpokenWords(build(fast, root), split, transform)
 
 
@@ -323,8 +322,7 @@ class SpeechCommands(Dataset):
 
     def __init__(self, root, split: str = "train", words=None, transform=None, on_error: str = "raise"):
         root = Path(root)
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        check_split(split)
         layout = SPEECH_COMMANDS_LAYOUT.format(root=root)
         check_folder(root, layout, on_error)
         lists = {}

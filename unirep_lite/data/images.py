@@ -14,12 +14,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite.data import cache, check_folder
+from unirep_lite.data import SPLITS, cache, check_folder, check_split, load_npy
 
 NAME = "digits"
 VERSION = 1
 SEED = 0
-SPLITS = ("train", "val", "test")
 CLASSES = [str(d) for d in range(10)]
 # per class: 350 train / 50 val / 100 test of the 500 digits (MNIST digits are cheap: fast = full)
 PER_CLASS = {"train": 350, "val": 50, "test": 100}
@@ -80,17 +79,12 @@ class ArrayImages(Dataset):
         return img, int(self.labels[i])
 
 
-def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-
-
 def load(split: str, fast: bool | None = None, root=None, transform=None) -> ArrayImages:
     """The digits split as a Dataset of (1 x 28 x 28 float tensor, label); builds it on first use."""
-    _check_split(split)
+    check_split(split)
     folder = build(fast, root)
-    images = np.load(folder / f"{split}_images.npy", mmap_mode="r")
-    labels = np.load(folder / f"{split}_labels.npy")
+    images = load_npy(folder / f"{split}_images.npy", mmap_mode="r")
+    labels = load_npy(folder / f"{split}_labels.npy")
     return ArrayImages(images, labels, CLASSES, transform)
 
 

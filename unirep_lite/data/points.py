@@ -22,12 +22,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite.data import cache, check_folder
+from unirep_lite.data import SPLITS, cache, check_folder, check_split, load_npy
 
 NAME = "shapes"
 VERSION = 1
 SEED = 0
-SPLITS = ("train", "val", "test")
 CLASSES = ["box", "sphere", "cylinder", "cone", "pyramid", "capsule", "torus", "annulus", "vase",
            "star_prism"]
 N_BANDS = 20
@@ -186,12 +185,11 @@ def load(split: str, fast: bool | None = None, root=None, transform=None) -> Poi
 
     `.params` holds each sample's shape parameters (a, b); `a` decides its split (see module doc).
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    check_split(split)
     folder = build(fast, root)
-    ds = PointClouds(np.load(folder / f"{split}_points.npy"), np.load(folder / f"{split}_labels.npy"), CLASSES,
+    ds = PointClouds(load_npy(folder / f"{split}_points.npy"), load_npy(folder / f"{split}_labels.npy"), CLASSES,
                      transform)
-    ds.params = np.load(folder / f"{split}_params.npy")
+    ds.params = load_npy(folder / f"{split}_params.npy")
     return ds
 
 

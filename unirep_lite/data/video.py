@@ -17,12 +17,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite.data import cache, check_folder, drop_unreadable, load_npy
+from unirep_lite.data import SPLITS, cache, check_folder, check_split, drop_unreadable, load_npy
 
 NAME = "video"
 VERSION = 1
 SEED = 0
-SPLITS = ("train", "val", "test")
 CLASSES = ["move_right", "move_left", "move_up", "move_down",
            "rotate_clockwise", "rotate_anticlockwise", "grow", "shrink"]
 NUM_FRAMES, SIZE = 16, 32  # 16 frames of 32 x 32 tile into one 128 x 128 image
@@ -159,8 +158,7 @@ class SyntheticActions(Dataset):
     """A built split: (frames N_F x 3 x h x w float in [0, 1], label); `.shapes`, `.hue_bands` per clip."""
 
     def __init__(self, folder: Path, split: str, transform=None):
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        check_split(split)
         folder = Path(folder)
         self.clips = load_npy(folder / f"{split}_clips.npy", mmap_mode="r")
         self.labels = load_npy(folder / f"{split}_labels.npy")
@@ -180,6 +178,7 @@ class SyntheticActions(Dataset):
 
 def load(split: str, fast: bool | None = None, root=None, transform=None) -> SyntheticActions:
     """A split of the offline action dataset (built on first use); `transform` e.g. the video front-end."""
+    check_split(split)  # before a build
     return SyntheticActions(build(fast, root), split, transform)
 
 

@@ -26,13 +26,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite.data import cache
+from unirep_lite.data import SPLITS, cache, check_split, load_npy
 from unirep_lite.env import resolve_fast
 
 NAME = "weather"
 VERSION = 1
 SEED = 0
-SPLITS = ("train", "val", "test")
 FEATURES = ("temperature", "wind_speed")
 UNITS = {"temperature": "degC", "wind_speed": "m/s"}
 INPUT_LEN, HORIZON = 48, 24  # the paper's 48 h in, 24 h out
@@ -161,8 +160,7 @@ class StationWindows(Dataset):
     def __init__(self, array: np.ndarray, split: str, input_len: int = INPUT_LEN, horizon: int = HORIZON,
                  stride: int = 1, features=None, normalize: bool = False, fractions=FRACTIONS, gap=None,
                  stations=None, feature_names=FEATURES, source: str = "array"):
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        check_split(split)
         check_station_array(array, source)
         feature_names = list(feature_names)
         if features is None:
@@ -217,9 +215,10 @@ def load(split: str, fast: bool | None = None, root=None, input_len: int = INPUT
 
     features: None (both), "temperature" or "wind_speed" (the paper forecasts each separately).
     """
+    check_split(split)  # before a build
     folder = build(fast, root)
     info = json.loads((folder / "info.json").read_text())
-    array = np.load(folder / "stations.npy")
+    array = load_npy(folder / "stations.npy")
     ds = StationWindows(array, split, input_len, horizon, stride, features, normalize,
                         stations=[s["name"] for s in info["stations"]], feature_names=info["features"],
                         source=str(folder / "stations.npy"))
@@ -280,10 +279,7 @@ def read_station_array(path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; " + NPY_LAYOUT.format(root=path.parent))
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except Exception as e:  # truncated data, a broken header, pickled objects, not a .npy at all
-        raise ValueError(f"{path}: not a readable .npy array ({type(e).__name__}: {e})") from e
+    array = load_npy(path, fix="expected an array of shape (time, stations, features)", mmap_mode="r")
     check_station_array(array, str(path))
     return array
 

@@ -2,13 +2,15 @@
 
 Notebooks 05-09 each walk through one recipe and notebook 10 runs all five at several kernel sizes,
 so a modality's setup is written once, here. A recipe module (`recipes/<module>.py`) builds a
-`Recipe` and calls `register()`; `get(name)` imports it on first use.
+`Recipe` and calls `register()`; `get(name)` imports it on first use, finding it in the modality
+table (`unirep_lite.modalities`).
 
     from unirep_lite import recipes
     result = recipes.run("digits", lk_size=13, fast=True)   # train, then test and baseline numbers
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass, field
 from typing import Callable
@@ -17,15 +19,13 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..env import resolve_fast, seed_everything
-
-# registry name -> module in this package (names match `python -m unirep_lite.data build NAME`)
-MODULES = {"digits": "images", "speech": "audio", "video": "video", "shapes": "points", "weather": "weather"}
+from ..modalities import MODALITIES
+from ..train import evaluate, fit
 
 
 @dataclass(frozen=True)
 class Recipe:
-    name: str                                   # registry key, e.g. "digits"
-    modality: str                               # "image", "audio", "video", "point cloud", "time series"
+    name: str                                   # registry key, e.g. "digits" (a row of modalities.MODALITIES)
     task: str                                   # "classification" or "regression" (train.TrainConfig.task)
     metric: str                                 # headline test metric: "accuracy" (higher is better) or "mae"
     load: Callable[..., Dataset]                # load(split, fast=None) -> Dataset of (raw sample, target)
@@ -33,11 +33,35 @@ class Recipe:
     config: Callable[[bool], object]            # config(fast) -> train.TrainConfig
     baselines: Callable[[Dataset], dict]        # trivial baselines on a split: {"majority class": 0.1, ...}
     input_note: str = ""                        # the backbone's input size and why (shown in notebooks)
-    extras: dict = field(default_factory=dict)  # anything else a notebook wants (class names, ...)
+    tiny_config: dict = field(default_factory=dict)  # TrainConfig overrides for a FAST run cheaper still
+    # what the notebooks show about the data, by modality (left empty where it does not apply)
+    classes: tuple[str, ...] = ()               # class names, index = label (classification)
+    input_size: dict = field(default_factory=dict)  # side of the square image the backbone sees: {"full": 128, "fast": 32}
+    sample_rate: int = 0                        # audio: samples per second of the waveforms
+    num_frames: int = 0                         # video: frames per clip
+    views: tuple[str, ...] = ()                 # point clouds: the projections, one image channel each
+    feature: str = ""                           # time series: the variable forecast
+    unit: str = ""                              # time series: its unit, e.g. "degC"
+
+    @property
+    def modality(self) -> str:
+        """The paper's modality ("image", "audio", "video", "point cloud", "time series"), from the table."""
+        return MODALITIES[self.name].label
 
     @property
     def higher_is_better(self) -> bool:
         return self.metric == "accuracy"
+
+    @property
+    def extras(self) -> dict:
+        """Deprecated: the typed fields above as the old dict (notebook 10 reads it until it is rebuilt)."""
+        keys = ("classes", "input_size", "sample_rate", "num_frames", "views", "feature", "unit")
+        return {"tiny_config": self.tiny_config, **{k: getattr(self, k) for k in keys if getattr(self, k)}}
+
+
+def run_mode(fast: bool | None) -> str:
+    """The key ("fast" or "full") of the recipe modules' per-mode tables and of `Recipe.input_size`."""
+    return "fast" if resolve_fast(fast) else "full"
 
 
 RECIPES: dict[str, Recipe] = {}
@@ -49,11 +73,15 @@ def register(recipe: Recipe) -> Recipe:
 
 
 def get(name: str) -> Recipe:
-    if name not in MODULES:
-        raise ValueError(f"unknown recipe {name!r}: expected one of {sorted(MODULES)}")
+    if name not in MODALITIES:
+        raise ValueError(f"unknown recipe {name!r}: expected one of {', '.join(MODALITIES)}")
     if name not in RECIPES:
-        importlib.import_module(f"{__name__}.{MODULES[name]}")
+        importlib.import_module(MODALITIES[name].recipe)
     return RECIPES[name]
+
+
+# Deprecated: name -> recipe module, for notebook 10 until it is rebuilt on `modalities.MODALITIES`.
+MODULES = {name: m.recipe.rsplit(".", 1)[1] for name, m in MODALITIES.items()}
 
 
 @dataclass
@@ -74,10 +102,6 @@ class RunResult:
 def run(name: str, variant: str = "unireplknet_a", lk_size: int = 13, fast: bool | None = None,
         seed: int = 0, **config_overrides) -> RunResult:
     """Train one recipe end to end and score it on its held-out test split."""
-    import dataclasses
-
-    from ..train import evaluate, fit
-
     fast = resolve_fast(fast)
     recipe = get(name)
     train, val, test = (recipe.load(split, fast=fast) for split in ("train", "val", "test"))

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from ..env import fast_mode
-from . import MODULES, get, run
+from ..modalities import MODALITIES
+from . import get, run
 
 
 def summary(result, seconds: float, fast: bool) -> dict:
@@ -38,7 +39,7 @@ def summary(result, seconds: float, fast: bool) -> dict:
 
 def main(argv=None) -> dict | None:
     p = argparse.ArgumentParser(prog="python -m unirep_lite.recipes", description=__doc__.split("\n\n")[0])
-    p.add_argument("name", help=f"a recipe ({', '.join(MODULES)}) or 'list'")
+    p.add_argument("name", help=f"a recipe ({', '.join(MODALITIES)}) or 'list'")
     p.add_argument("--fast", action="store_true", help="the small FAST run instead of the full one")
     p.add_argument("--variant", default="unireplknet_a", help="unireplknet_a (default), unireplknet_f, ...")
     p.add_argument("--lk-size", type=int, default=13, help="the large kernel K (default 13, the paper's)")
@@ -47,12 +48,12 @@ def main(argv=None) -> dict | None:
     p.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     args = p.parse_args(argv)
     if args.name == "list":
-        for name in MODULES:
+        for name in MODALITIES:
             r = get(name)
             print(f"{name:8} {r.modality:12} {r.metric:9} {r.input_note}")
         return None
-    if args.name not in MODULES:
-        p.error(f"unknown recipe {args.name!r}: expected one of {', '.join(MODULES)} or 'list'")
+    if args.name not in MODALITIES:
+        p.error(f"unknown recipe {args.name!r}: expected one of {', '.join(MODALITIES)} or 'list'")
     if args.json and not Path(args.json).resolve().parent.is_dir():  # fail now, not after an hour of training
         p.error(f"--json {args.json}: the folder {Path(args.json).resolve().parent} does not exist")
     fast = args.fast or fast_mode()

@@ -18,10 +18,9 @@ tests on every 4th (consecutive windows overlap by 71 of 72 hours, so little is 
 from __future__ import annotations
 
 from ..data import weather as data
-from ..env import resolve_fast
 from ..frontends.timeseries import TimeSeriesForecaster
 from ..train import TrainConfig
-from . import Recipe, register
+from . import Recipe, register, run_mode
 
 # (nodes, D', image H x W) of the embedding; H * W = 48 * D'
 EMBEDDING = {"full": (4, 432, (144, 144)), "fast": (1, 32, (48, 32))}
@@ -29,24 +28,20 @@ FEATURE = "temperature"
 STRIDES = {"full": {"train": 1, "val": 6, "test": 1}, "fast": {"train": 6, "val": 12, "test": 4}}
 
 
-def _mode(fast: bool | None) -> str:
-    return "fast" if resolve_fast(fast) else "full"
-
-
 def load(split: str, fast: bool | None = None):
     """Windows (x: 48 x D, y: 24 x D) of temperatures, standardised; FAST mode uses fewer, strided windows."""
-    return data.load(split, fast=fast, stride=STRIDES[_mode(fast)][split], features=FEATURE, normalize=True)
+    return data.load(split, fast=fast, stride=STRIDES[run_mode(fast)][split], features=FEATURE, normalize=True)
 
 
 def channels(fast: bool | None = None) -> int:
     """D = the number of stations of the dataset this mode builds (one feature each)."""
-    return data.num_stations(_mode(fast) == "fast")
+    return data.num_stations(run_mode(fast) == "fast")
 
 
 def make_model(variant: str = "unireplknet_a", lk_size: int = 13, fast: bool | None = None,
                **overrides) -> TimeSeriesForecaster:
     """Corrformer embedding + UniRepLKNet (1 input channel, no classifier) + 24-hour head."""
-    n_nodes, d_model, image_size = EMBEDDING[_mode(fast)]
+    n_nodes, d_model, image_size = EMBEDDING[run_mode(fast)]
     return TimeSeriesForecaster(data.INPUT_LEN, data.HORIZON, channels(fast), n_nodes=n_nodes, d_model=d_model,
                                 backbone=variant, image_size=image_size, lk_size=lk_size, **overrides)
 
@@ -63,14 +58,11 @@ def baselines(dataset) -> dict:
 
 
 RECIPE = register(Recipe(
-    name="weather", modality="time series", task="regression", metric="mae",
+    name="weather", task="regression", metric="mae",
     load=load, make_model=make_model, config=config, baselines=baselines,
     input_note=("48 h x D windows embedded as 4 node images of 144 x 144 (D' = 432, stage-3 map 9 x 9, "
                 "covered by a 13 x 13 kernel); FAST mode uses one 48 x 32 image per window (D' = 32, "
                 "stage-3 map 3 x 2) to train in a minute or two on a CPU"),
-    extras={"feature": FEATURE, "unit": data.UNITS[FEATURE], "embedding": EMBEDDING, "strides": STRIDES,
-            "baseline_scores": data.baseline_scores,
-            "persistence": data.persistence_forecast, "seasonal": data.seasonal_forecast,
-            # for notebook 10's 15 runs: TrainConfig overrides that make one FAST run cheaper still
-            "tiny_config": {"epochs": 1}},
+    tiny_config={"epochs": 1},  # for notebook 10's 15 runs: makes one FAST run cheaper still
+    feature=FEATURE, unit=data.UNITS[FEATURE],
 ))

@@ -1,11 +1,16 @@
-"""The digits, speech and video recipes: models accept their data, one training step runs,
-baselines compute (FAST datasets, CPU, a few seconds each)."""
+"""The five recipes: models accept their data, training runs, baselines compute, the command line
+trains one. First digits, speech and video at their real model size (FAST datasets, CPU, a few
+seconds each), then shapes and weather with small models (depths 1,1,1,1) and a few samples."""
+import math
+
 import pytest
 import torch
+from torch.utils.data import Subset
 
 from unirep_lite import recipes
+from unirep_lite.modalities import MODALITIES
 from unirep_lite.recipes.images import Resize
-from unirep_lite.train import TrainConfig
+from unirep_lite.train import TrainConfig, fit
 
 NAMES = ["digits", "speech", "video"]
 
@@ -23,11 +28,11 @@ def batch(recipe, split="test", n=4):
 def test_registered_and_described(name):
     r = recipes.get(name)
     assert r.name == name and r.task == "classification" and r.metric == "accuracy"
-    assert r.input_note and r.extras["classes"]
+    assert r.input_note and r.classes
     for fast in (True, False):
         assert isinstance(r.config(fast), TrainConfig)
     # notebook 10 shortens FAST runs with these overrides
-    TrainConfig(**{**vars(r.config(True)), **r.extras["tiny_config"]})
+    TrainConfig(**{**vars(r.config(True)), **r.tiny_config})
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -38,14 +43,14 @@ def test_model_accepts_its_data(name, fast):
     model = r.make_model(lk_size=13, fast=fast).eval()
     with torch.no_grad():
         out = model(x)
-    assert out.shape == (len(x), len(r.extras["classes"]))
+    assert out.shape == (len(x), len(r.classes))
     # the backbone sees the documented input size
     seen = {}
     backbone = model[-1]
     backbone.register_forward_pre_hook(lambda m, args: seen.update(shape=args[0].shape))
     with torch.no_grad():
         model(x)
-    size = r.extras["input_size"]["fast" if fast else "full"]
+    size = r.input_size["fast" if fast else "full"]
     assert seen["shape"][-2:] == (size, size)
 
 
@@ -80,7 +85,7 @@ def test_one_training_step_and_deploy(name):
 def test_baselines(name):
     r = recipes.get(name)
     base = r.baselines(r.load("test", fast=True))
-    n_classes = len(r.extras["classes"])
+    n_classes = len(r.classes)
     assert base["chance"] == pytest.approx(1 / n_classes)
     assert 1 / n_classes <= base["majority class"] < 0.5
 
@@ -109,7 +114,7 @@ def test_command_line_trains_one_recipe_and_writes_json(tmp_path, capsys):
     assert "digits (fast run) unireplknet_a K=13" in capsys.readouterr().out
     main(["list"])
     listing = capsys.readouterr().out
-    assert all(name in listing for name in recipes.MODULES)
+    assert all(name in listing for name in MODALITIES)
     with pytest.raises(SystemExit):
         main(["imagenet"])
     assert "unknown recipe 'imagenet'" in capsys.readouterr().err
@@ -121,3 +126,64 @@ def test_command_line_rejects_a_json_path_in_a_missing_folder_before_training(tm
     with pytest.raises(SystemExit):
         main(["digits", "--fast", "--json", str(tmp_path / "nowhere" / "run.json")])
     assert "does not exist" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- shapes and weather, small models
+
+TINY = {"depths": (1, 1, 1, 1), "dims": (8, 16, 32, 64)}
+
+
+@pytest.fixture(scope="module", params=["shapes", "weather"])
+def recipe(request):
+    return recipes.get(request.param)
+
+
+def _batch(ds, n=4):
+    xs, ys = zip(*(ds[i] for i in range(n)))
+    return torch.stack(xs), torch.as_tensor(ys) if not torch.is_tensor(ys[0]) else torch.stack(ys)
+
+
+def test_registered(recipe):
+    assert recipes.RECIPES[recipe.name] is recipe
+    assert recipe.task in ("classification", "regression")
+    assert recipe.input_note
+
+
+@pytest.mark.parametrize("lk_size", [13, 3])
+def test_model_accepts_data(recipe, lk_size):
+    ds = recipe.load("val", fast=True)
+    x, y = _batch(ds)
+    model = recipe.make_model(lk_size=lk_size, fast=True, **TINY).eval()
+    with torch.no_grad():
+        out = model(x)
+    if recipe.task == "classification":
+        assert out.shape == (4, len(recipe.classes))
+    else:
+        assert out.shape == y.shape == (4, 24, x.shape[-1])
+
+
+def test_one_tiny_training_run(recipe):
+    ds = recipe.load("train", fast=True)
+    small = Subset(ds, range(8))
+    cfg = TrainConfig(epochs=1, batch_size=4, task=recipe.task, progress=False, device="cpu")
+    torch.manual_seed(0)
+    result = fit(recipe.make_model(fast=True, **TINY), small, small, cfg)
+    assert len(result.history.step_loss) == 2
+    assert all(math.isfinite(v) for v in result.history.step_loss)
+    assert result.deploy_check is not None  # reparameterized and checked at the end
+
+
+def test_fast_config_is_small(recipe):
+    cfg = recipe.config(True)
+    assert cfg.task == recipe.task
+    assert cfg.epochs <= recipe.config(False).epochs
+
+
+def test_baselines_are_named_and_positive(recipe):
+    test = recipe.load("test", fast=True)
+    scores = recipe.baselines(test)
+    assert scores and all(math.isfinite(v) and v > 0 for v in scores.values())
+    if recipe.name == "shapes":
+        assert scores["majority class"] == pytest.approx(0.1)  # balanced classes
+    else:
+        assert set(scores) == {"persistence", "seasonal (24 h)"}

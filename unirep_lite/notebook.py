@@ -1,0 +1,97 @@
+"""The steps the modality notebooks (05-08) share, so each shows only what is specific to its data.
+
+    runs = train_variants(recipe, ["unireplknet_a"], train_set, val_set, recipe.config(FAST))
+    test = evaluate(runs["unireplknet_a"].model, test_set, return_predictions=True)
+    plot_confusion(test["targets"], test["predictions"], recipe.classes)
+    check = check_deploy(runs["unireplknet_a"], test_set, test)   # the deploy model on the test split
+
+Training, evaluation and reparameterization themselves live in `train` and `model`; this module only
+times, prints and draws around them.
+"""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .env import default_device, seed_everything
+from .stats import count_params
+from .train import FitResult, TrainConfig, evaluate, fit
+
+
+def train_variants(recipe, variants: Sequence[str], train_data, val_data, config: TrainConfig,
+                   lk_size: int = 13, seed: int = 0, fast: bool | None = None,
+                   **model_kwargs) -> dict[str, FitResult]:
+    """Train `recipe.make_model(variant)` for each variant from the same seed; print its size and time.
+
+    Returns variant -> `train.fit`'s result, with `.seconds`, the wall time of its training, added
+    (the notebooks compare runs by it). `model_kwargs` go to `recipe.make_model` (e.g. smaller depths).
+    """
+    runs = {}
+    for variant in variants:
+        seed_everything(seed)  # the same initial weights on every run of a notebook
+        model = recipe.make_model(variant=variant, lk_size=lk_size, fast=fast, **model_kwargs)
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fit(model, train_data, val_data, config)
+        result.seconds = time.perf_counter() - wall
+        cpu = time.process_time() - cpu
+        print(f"{variant}: {count_params(model):,} parameters, trained in {result.seconds:.0f} s "
+              f"({cpu:.0f} s of CPU time) on {config.device or default_device()} "
+              f"with {torch.get_num_threads()} threads")
+        runs[variant] = result
+    return runs
+
+
+def confusion_matrix(targets, predictions, num_classes: int) -> np.ndarray:
+    """counts[t, p]: how many samples of true class t were predicted as class p."""
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(targets), np.asarray(predictions)), 1)
+    return counts
+
+
+def plot_confusion(targets, predictions, classes: Sequence[str], title: str = "test confusion matrix",
+                   ax=None):
+    """The confusion matrix as a picture: true class down, predicted class across, counts written in."""
+    counts = confusion_matrix(targets, predictions, len(classes))
+    if ax is None:
+        side = min(5.5, 2.0 + 0.35 * len(classes))  # 10 classes: 5.5 x 5 inches, fits a book page
+        _, ax = plt.subplots(figsize=(side, side - 0.5))
+    ax.imshow(counts, cmap="Blues")
+    for (t, p), n in np.ndenumerate(counts):
+        if n:
+            ax.text(p, t, n, ha="center", va="center", fontsize=8, color="w" if n > counts.max() / 2 else "k")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    accuracy = np.trace(counts) / max(counts.sum(), 1)
+    ax.set(xlabel="predicted", ylabel="true", title=f"{title} ({accuracy:.1%} correct)")
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def check_deploy(result: FitResult, data, trained: dict | None = None, task: str = "classification") -> dict:
+    """The deploy model (`result.deploy_model`, merged by `fit`) against the trained one on `data`.
+
+    Prints fit's own check (on the validation split), the parameter counts and, on `data`, how many
+    predictions are identical and the largest output difference. `trained` is the trained model's
+    `evaluate(..., return_predictions=True)` on `data` when you have it already. Returns
+    {"trained", "deploy" (both evaluate dicts), "agreement", "max_abs_diff"}; the notebook asserts.
+    """
+    if result.deploy_model is None:
+        raise ValueError("this run has no deploy model: train it with TrainConfig(reparameterize=True)")
+    if trained is None:
+        trained = evaluate(result.model, data, task=task, return_predictions=True)
+    deploy = evaluate(result.deploy_model, data, task=task, return_predictions=True)
+    diff = (deploy["outputs"] - trained["outputs"]).abs().max().item()
+    print("fit's check on the validation split:", result.deploy_check)
+    print(f"parameters: trained {count_params(result.model):,} -> deploy {count_params(result.deploy_model):,}")
+    check = {"trained": trained, "deploy": deploy, "max_abs_diff": diff}
+    if task == "classification":
+        check["agreement"] = (deploy["predictions"] == trained["predictions"]).float().mean().item()
+        print(f"on {deploy['n']} samples: {check['agreement']:.1%} identical predictions, "
+              f"largest logit difference {diff:.2e}")
+    else:
+        print(f"on {deploy['n']} samples: largest difference {diff:.2e}")
+    return check
