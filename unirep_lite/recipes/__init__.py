@@ -18,7 +18,7 @@ from typing import Callable
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..env import resolve_fast, seed_everything
+from ..env import epoch_factor, resolve_fast, seed_everything
 from ..modalities import MODALITIES
 from ..train import evaluate, fit
 
@@ -51,6 +51,14 @@ class Recipe:
     @property
     def higher_is_better(self) -> bool:
         return self.metric == "accuracy"
+
+    def train_config(self, fast: bool | None = None):
+        """The TrainConfig of a run: `config(fast)`. Left to the environment (fast=None), the run size
+        decides (`env.run_size`): a CPU-sized run trains `env.epoch_factor()` times FAST's epochs."""
+        if fast is not None:
+            return self.config(bool(fast))
+        cfg = self.config(resolve_fast(None))
+        return dataclasses.replace(cfg, epochs=cfg.epochs * epoch_factor())
 
     @property
     def extras(self) -> dict:
@@ -102,10 +110,10 @@ class RunResult:
 def run(name: str, variant: str = "unireplknet_a", lk_size: int = 13, fast: bool | None = None,
         seed: int = 0, **config_overrides) -> RunResult:
     """Train one recipe end to end and score it on its held-out test split."""
-    fast = resolve_fast(fast)
     recipe = get(name)
+    cfg = dataclasses.replace(recipe.train_config(fast), seed=seed, **config_overrides)
+    fast = resolve_fast(fast)
     train, val, test = (recipe.load(split, fast=fast) for split in ("train", "val", "test"))
-    cfg = dataclasses.replace(recipe.config(fast), seed=seed, **config_overrides)
     seed_everything(seed)
     model = recipe.make_model(variant=variant, lk_size=lk_size, fast=fast)
     result = fit(model, train, val, cfg)

@@ -1,7 +1,8 @@
 """Train one recipe end to end from the command line and print its test score next to its baselines.
 
     python -m unirep_lite.recipes list
-    python -m unirep_lite.recipes video                    # the full run (the default): UniRepLKNet-A, K = 13
+    python -m unirep_lite.recipes video                    # this machine's run size: full on a GPU, else CPU-sized
+    python -m unirep_lite.recipes video --full             # the full run anywhere (hours on a CPU)
     python -m unirep_lite.recipes video --fast             # the FAST run (also chosen by UNIREP_FAST=1)
     python -m unirep_lite.recipes speech --variant unireplknet_f --lk-size 7 --seed 1 --json speech_f7.json
 
@@ -18,18 +19,18 @@ from pathlib import Path
 
 import torch
 
-from ..env import fast_mode
+from ..env import run_size
 from ..modalities import MODALITIES
 from . import get, run
 
 
-def summary(result, seconds: float, fast: bool) -> dict:
+def summary(result, seconds: float, size: str) -> dict:
     """The numbers of one run, JSON-ready."""
     recipe = get(result.recipe)
     history = result.fit.history
     return {
         "recipe": result.recipe, "variant": result.variant, "lk_size": result.lk_size, "seed": result.seed,
-        "mode": "fast" if fast else "full", "metric": recipe.metric, "test": result.score,
+        "mode": size, "metric": recipe.metric, "test": result.score,
         "baselines": result.baselines, "val": history.val_metric, "epochs": len(history.epoch),
         "deploy_check": result.fit.deploy_check, "wall_s": round(seconds, 1),
         "device": str(next(result.fit.model.parameters()).device), "threads": torch.get_num_threads(),
@@ -40,7 +41,9 @@ def summary(result, seconds: float, fast: bool) -> dict:
 def main(argv=None) -> dict | None:
     p = argparse.ArgumentParser(prog="python -m unirep_lite.recipes", description=__doc__.split("\n\n")[0])
     p.add_argument("name", help=f"a recipe ({', '.join(MODALITIES)}) or 'list'")
-    p.add_argument("--fast", action="store_true", help="the small FAST run instead of the full one")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--fast", action="store_true", help="the small FAST (CI) run")
+    size.add_argument("--full", action="store_true", help="the full run, also without a GPU")
     p.add_argument("--variant", default="unireplknet_a", help="unireplknet_a (default), unireplknet_f, ...")
     p.add_argument("--lk-size", type=int, default=13, help="the large kernel K (default 13, the paper's)")
     p.add_argument("--seed", type=int, default=0)
@@ -56,11 +59,13 @@ def main(argv=None) -> dict | None:
         p.error(f"unknown recipe {args.name!r}: expected one of {', '.join(MODALITIES)} or 'list'")
     if args.json and not Path(args.json).resolve().parent.is_dir():  # fail now, not after an hour of training
         p.error(f"--json {args.json}: the folder {Path(args.json).resolve().parent} does not exist")
-    fast = args.fast or fast_mode()
+    # --fast / --full choose; otherwise the environment and the hardware do (env.run_size)
+    fast = True if args.fast else False if args.full else None
+    size = "fast" if args.fast else "full" if args.full else run_size()
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
     start = time.perf_counter()
     result = run(args.name, variant=args.variant, lk_size=args.lk_size, fast=fast, seed=args.seed, **overrides)
-    out = summary(result, time.perf_counter() - start, fast)
+    out = summary(result, time.perf_counter() - start, size)
     base = ", ".join(f"{k} {v:.4g}" for k, v in out["baselines"].items())
     print(f"{out['recipe']} ({out['mode']} run) {out['variant']} K={out['lk_size']} seed {out['seed']}: "
           f"test {out['metric']} {out['test']:.4g} (baselines: {base}); deploy check {out['deploy_check']}; "
