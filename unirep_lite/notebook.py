@@ -63,7 +63,9 @@ def plot_confusion(targets, predictions, classes: Sequence[str], title: str = "t
     for (t, p), n in np.ndenumerate(counts):
         if n:
             ax.text(p, t, n, ha="center", va="center", fontsize=8, color="w" if n > counts.max() / 2 else "k")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+    slant = max(len(str(c)) for c in classes) > 2  # slant names, not digits
+    ax.set_xticks(range(len(classes)), classes, rotation=45 if slant else 0, ha="right" if slant else "center",
+                  fontsize=8)
     ax.set_yticks(range(len(classes)), classes, fontsize=8)
     accuracy = np.trace(counts) / max(counts.sum(), 1)
     ax.set(xlabel="predicted", ylabel="true", title=f"{title} ({accuracy:.1%} correct)")
