@@ -1,8 +1,10 @@
 """The Triton depthwise conv equals F.conv2d: outputs, input, weight and bias gradients.
 
-On a CPU the kernels run in Triton's interpreter (TRITON_INTERPRET=1, set per test and restored):
-tiny shapes, since the interpreter runs each program in numpy. On a GPU the same checks run at real
-sizes. Speed is measured by `python -m unirep_lite.bench --device cuda`, never asserted here.
+On a CPU the kernels run in Triton's interpreter, which must be switched on (TRITON_INTERPRET=1)
+before Triton is imported: `test_kernels_in_the_interpreter` runs this file's `test_interp_*` tests
+in a child pytest with the variable set, so no other test sees it. Tiny shapes there (the interpreter
+runs every program in numpy); on a GPU the same checks run at real sizes. Speed is measured by
+`python -m unirep_lite.bench --device cuda`, never asserted here.
 """
 import os
 import subprocess
@@ -14,15 +16,32 @@ import torch.nn.functional as F
 
 from unirep_lite import triton_dwconv as T
 
-needs_triton = pytest.mark.skipif(not T.available(), reason="Triton is not installed")
+
+
+def interpreted() -> bool:
+    """Triton was imported with its interpreter on (its own jit'd helpers are interpreted too)."""
+    if not (T.available() and T.interpreting()):
+        return False
+    from triton.runtime.interpreter import InterpretedFunction
+    return isinstance(T.tl.sum, InterpretedFunction)
+
+
+interp = pytest.mark.skipif(not interpreted(), reason="runs in the child pytest of test_kernels_in_the_interpreter")
 SMALL = dict(BLOCK_H=4, BLOCK_W=4, BLOCK_C=4)  # several tiles and channel blocks per map
 ONE = dict(BLOCK_H=8, BLOCK_W=16, BLOCK_C=8)  # one program per map: keeps large K quick to interpret
 
 
+@pytest.mark.skipif(not T.available() or interpreted(), reason="needs Triton; already in the interpreter")
+def test_kernels_in_the_interpreter():
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=os.pathsep.join(sys.path))
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "interp_"],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout and "skipped" not in run.stdout.splitlines()[-1], run.stdout[-2000:]
+
+
 @pytest.fixture
 def interpret(monkeypatch):
-    """Triton's interpreter for this test only (Triton reads the variable when kernels are built)."""
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
     monkeypatch.setattr(T, "INTERPRET_BLOCKS", SMALL)
     yield monkeypatch
 
@@ -80,31 +99,31 @@ CASES = [
 ]
 
 
-@needs_triton
+@interp
 @pytest.mark.parametrize("B,C,H,W,k,dilation,blocks", CASES, ids=lambda v: None if isinstance(v, dict) else str(v))
-def test_matches_conv2d_fp32(interpret, B, C, H, W, k, dilation, blocks):
+def test_interp_matches_conv2d_fp32(interpret, B, C, H, W, k, dilation, blocks):
     interpret.setattr(T, "INTERPRET_BLOCKS", blocks)
     y = assert_matches(*make(B, C, H, W, k), dilation, atol=1e-5)
     assert y.is_contiguous(memory_format=torch.channels_last)  # the output keeps the input's layout
 
 
-@needs_triton
-def test_nchw_input_and_no_bias(interpret):
+@interp
+def test_interp_nchw_input_and_no_bias(interpret):
     x, w, _, g = make(2, 5, 7, 6, 5, layout=torch.contiguous_format, bias=False)
     y = assert_matches(x, w, None, g, 2, atol=1e-5)
     assert y.is_contiguous()
 
 
-@needs_triton
+@interp
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_accumulates_in_fp32(interpret, dtype):
+def test_interp_half_precision_accumulates_in_fp32(interpret, dtype):
     # inputs rounded to 16 bits, sums in float32: within the output's own rounding of the exact result
     atol = 1e-2 if dtype == torch.float16 else 4e-2
     assert_matches(*make(1, 5, 7, 9, 5, dtype=dtype), 1, atol=atol)
 
 
-@needs_triton
-def test_under_torch_compile(interpret):
+@interp
+def test_interp_under_torch_compile(interpret):
     """The kernels are custom ops: torch.compile calls them as they are, gradients included."""
     x, w, b, g = make(1, 5, 7, 9, 3)
     f = torch.compile(T.depthwise_conv2d, backend="aot_eager", fullgraph=True)
@@ -151,32 +170,28 @@ def test_imports_without_triton():
 
 
 # ------------------------------------------------------------------ real sizes, on a GPU only
-cuda = pytest.mark.skipif(not (torch.cuda.is_available() and T.available()), reason="needs CUDA and Triton")
-
-
-@pytest.fixture
-def compiled(monkeypatch):
-    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+cuda = pytest.mark.skipif(not (torch.cuda.is_available() and T.available()) or T.interpreting(),
+                          reason="needs CUDA and Triton (not its interpreter)")
 
 
 @cuda
 @pytest.mark.parametrize("k,dilation", [(3, 1), (5, 1), (7, 1), (13, 1), (17, 1), (31, 1),
                                         (3, 2), (5, 2), (7, 3), (9, 4), (3, 5), (5, 7)])
 @pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format], ids=["cl", "nchw"])
-def test_cuda_matches_conv2d(compiled, k, dilation, layout):
+def test_cuda_matches_conv2d(k, dilation, layout):
     assert_matches(*make(4, 40, 56, 56, k, device="cuda", layout=layout), dilation, atol=1e-4)
 
 
 @cuda
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("C,size,k", [(40, 56, 13), (80, 28, 13), (320, 7, 3), (43, 17, 31)])
-def test_cuda_half_precision(compiled, dtype, C, size, k):
+def test_cuda_half_precision(dtype, C, size, k):
     atol = 1e-2 if dtype == torch.float16 else 4e-2
     assert_matches(*make(8, C, size, size, k, device="cuda", dtype=dtype), 1, atol=atol)
 
 
 @cuda
-def test_cuda_autocast_like_conv2d(compiled):
+def test_cuda_autocast_like_conv2d():
     x, w, b, g = make(2, 40, 28, 28, 13, device="cuda")
     w, b = w.requires_grad_(), b.requires_grad_()
     with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -189,7 +204,7 @@ def test_cuda_autocast_like_conv2d(compiled):
 
 
 @cuda
-def test_cuda_dispatch_measures_once(compiled, monkeypatch):
+def test_cuda_dispatch_measures_once(monkeypatch):
     monkeypatch.setenv(T.ENV, "auto")
     x, w, _, _ = make(8, 40, 56, 56, 13, device="cuda")
     choice = T.use_triton(x, w, 1)
@@ -198,3 +213,12 @@ def test_cuda_dispatch_measures_once(compiled, monkeypatch):
     assert not T.use_triton(x, w, 1)
     monkeypatch.setenv(T.ENV, "triton")
     assert T.use_triton(x, w, 1)
+
+
+def test_bench_dwconv_choices():
+    from unirep_lite import bench
+
+    assert bench.parse([]).dwconv == ["auto"]  # a CPU run: one choice, the table as before
+    assert bench.parse(["--dwconv", "triton, torch"]).dwconv == ["triton", "torch"]
+    with pytest.raises(SystemExit):
+        bench.parse(["--dwconv", "cudnn"])

@@ -50,13 +50,14 @@ def available() -> bool:
 
 
 def interpreting() -> bool:
-    """Triton's interpreter (TRITON_INTERPRET=1): kernels run on CPU tensors, for tests."""
+    """Triton's interpreter (TRITON_INTERPRET=1): kernels run on CPU tensors, for tests. The variable must
+    be set before Triton is imported (its own jit'd helpers, tl.sum, tl.cdiv, are built at import)."""
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 # ----------------------------------------------------------------------------------------------
 # The kernels. Plain functions here; `_kernels()` turns them into Triton kernels on first use, so
-# this module imports without Triton and the interpreter can be switched on by the tests.
+# this module imports without Triton.
 
 def _fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, C, H, W,
                 sxb, sxc, sxh, sxw, syb, syc, syh, syw,
@@ -141,12 +142,12 @@ def _configs(table):
 
 
 @functools.cache
-def _kernels(interpret: bool) -> SimpleNamespace:
-    """The Triton kernels, built once per mode (Triton decides at decoration time whether to interpret)."""
+def _kernels() -> SimpleNamespace:
+    """The Triton kernels, built on first use (so that this module imports without Triton)."""
     if not available():
         raise RuntimeError("unirep_lite.triton_dwconv needs Triton (pip install triton), which is not installed")
     fwd, wgrad = triton.jit(_fwd_kernel), triton.jit(_wgrad_kernel)
-    if interpret:  # autotuning would time on a GPU; `INTERPRET_BLOCKS` instead
+    if interpreting():  # autotuning would time on a GPU; `INTERPRET_BLOCKS` instead
         return SimpleNamespace(fwd=fwd, wgrad=wgrad, tuned=False)
     key = ["C", "H", "W", "KH", "KW", "DIL", "sxc", "sxw"]  # strides: the layout; dtypes are added by Triton
     return SimpleNamespace(fwd=triton.autotune(_configs(_FWD_CONFIGS), key=key)(fwd),
@@ -172,7 +173,7 @@ def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, dilation: int) -> Tens
     B, C, H, W = x.shape
     KH, KW = weight.shape[-2:]
     y = torch.empty_like(x)  # keeps x's layout (channels_last stays channels_last)
-    k = _kernels(interpreting())
+    k = _kernels()
     b = bias.float().contiguous() if bias is not None else y  # y: an unused placeholder pointer
 
     def grid(m):
@@ -195,7 +196,7 @@ def _weight_grad(x: Tensor, g: Tensor, kernel_size: tuple[int, int], dilation: i
     """dw (C, 1, KH, KW) float32 from the input x and the output gradient g."""
     B, C, H, W = x.shape
     KH, KW = kernel_size
-    k = _kernels(interpreting())
+    k = _kernels()
     # The split must not depend on the tile config (the partial-sum buffer is allocated here), so it
     # is sized for 8 x 8 tiles; a program with no tile left writes zeros.
     split = _split(x, KH, C, B * triton.cdiv(H, 8) * triton.cdiv(W, 8))
@@ -213,25 +214,24 @@ def _weight_grad(x: Tensor, g: Tensor, kernel_size: tuple[int, int], dilation: i
 # Autograd and the public function. The kernels are wrapped as custom ops so that torch.compile
 # treats them as opaque calls (it neither traces into Triton's launcher nor breaks the graph).
 
-@functools.cache
-def _ops() -> SimpleNamespace:
-    @torch.library.custom_op("unirep_lite::triton_dwconv", mutates_args=())
-    def conv(x: Tensor, weight: Tensor, bias: Tensor | None, dilation: int) -> Tensor:
-        return _conv(x, weight, bias, dilation)
+@torch.library.custom_op("unirep_lite::triton_dwconv", mutates_args=())
+def _conv_op(x: Tensor, weight: Tensor, bias: Tensor | None, dilation: int) -> Tensor:
+    return _conv(x, weight, bias, dilation)
 
-    @conv.register_fake
-    def _(x, weight, bias, dilation):
-        return torch.empty_like(x)
 
-    @torch.library.custom_op("unirep_lite::triton_dwconv_wgrad", mutates_args=())
-    def wgrad(x: Tensor, grad: Tensor, kh: int, kw: int, dilation: int) -> Tensor:
-        return _weight_grad(x, grad, (kh, kw), dilation)
+@_conv_op.register_fake
+def _(x, weight, bias, dilation):
+    return torch.empty_like(x)
 
-    @wgrad.register_fake
-    def _(x, grad, kh, kw, dilation):
-        return x.new_empty((x.shape[1], 1, kh, kw), dtype=torch.float32)
 
-    return SimpleNamespace(conv=conv, wgrad=wgrad)
+@torch.library.custom_op("unirep_lite::triton_dwconv_wgrad", mutates_args=())
+def _wgrad_op(x: Tensor, grad: Tensor, kh: int, kw: int, dilation: int) -> Tensor:
+    return _weight_grad(x, grad, (kh, kw), dilation)
+
+
+@_wgrad_op.register_fake
+def _(x, grad, kh, kw, dilation):
+    return x.new_empty((x.shape[1], 1, kh, kw), dtype=torch.float32)
 
 
 class _TritonDepthwiseConv(torch.autograd.Function):
@@ -243,7 +243,7 @@ class _TritonDepthwiseConv(torch.autograd.Function):
         ctx.save_for_backward(x, weight)
         ctx.dilation = dilation
         ctx.bias_dtype = None if bias is None else bias.dtype
-        return _ops().conv(x, weight, bias, dilation)
+        return _conv_op(x, weight, bias, dilation)
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
@@ -252,16 +252,17 @@ class _TritonDepthwiseConv(torch.autograd.Function):
         r = ctx.dilation
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:  # the adjoint of a correlation: correlate with the flipped kernel
-            gx = _ops().conv(grad, weight.flip(-1, -2), None, r).to(x.dtype)
+            gx = _conv_op(grad, weight.flip(-1, -2), None, r).to(x.dtype)
         if ctx.needs_input_grad[1]:
-            gw = _ops().wgrad(x, grad, weight.shape[-2], weight.shape[-1], r).to(weight.dtype)
+            gw = _wgrad_op(x, grad, weight.shape[-2], weight.shape[-1], r).to(weight.dtype)
         if ctx.bias_dtype is not None and ctx.needs_input_grad[2]:
             gb = grad.sum((0, 2, 3), dtype=torch.float32).to(ctx.bias_dtype)
         return gx, gw, gb, None
 
 
-def check(x: Tensor, weight: Tensor, bias: Tensor | None = None, dilation: int = 1) -> None:
-    """Raise ValueError unless the Triton kernels handle these arguments."""
+def check(x: Tensor, weight: Tensor, bias: Tensor | None = None, dilation: int = 1,
+          dtype: torch.dtype | None = None) -> None:
+    """Raise ValueError unless the Triton kernels handle these arguments (run in `dtype`, default x's)."""
     if x.dim() != 4 or weight.dim() != 4 or weight.shape[0] != x.shape[1] or weight.shape[1] != 1:
         raise ValueError(f"expected x (B, C, H, W) and a depthwise weight (C, 1, kh, kw), got {tuple(x.shape)} "
                          f"and {tuple(weight.shape)}")
@@ -272,8 +273,8 @@ def check(x: Tensor, weight: Tensor, bias: Tensor | None = None, dilation: int =
         raise ValueError(f"expected an integer dilation >= 1, got {dilation!r}")
     if bias is not None and tuple(bias.shape) != (x.shape[1],):
         raise ValueError(f"expected a bias of shape ({x.shape[1]},), got {tuple(bias.shape)}")
-    if x.dtype not in DTYPES:
-        raise ValueError(f"expected x in {DTYPES}, got {x.dtype}")
+    if (dtype or x.dtype) not in DTYPES:
+        raise ValueError(f"expected x in {DTYPES}, got {dtype or x.dtype}")
 
 
 def depthwise_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, dilation: int = 1) -> Tensor:
@@ -323,19 +324,20 @@ def use_triton(x: Tensor, weight: Tensor, dilation: int = 1) -> bool:
     choice = mode()
     if choice == "torch":
         return False
+    # the dtype the conv will run in: autocast's on CUDA (`depthwise_conv2d` casts), else x's
+    dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else x.dtype
     try:
-        check(x, weight, None, dilation)
+        check(x, weight, None, dilation, dtype)
     except ValueError:
         return False
     if choice == "triton":
         return True
     grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-    key = (*x.shape[1:], *weight.shape[-2:], dilation, x.dtype,
-           x.is_contiguous(memory_format=torch.channels_last), grad)
+    key = (*x.shape[1:], *weight.shape[-2:], dilation, dtype, x.is_contiguous(memory_format=torch.channels_last), grad)
     if key not in _decisions:
         if torch.compiler.is_compiling() or torch.cuda.is_current_stream_capturing():
             return False  # can't time here; an eager call for this shape decides for later compiles
-        seconds = measure(x, weight, dilation, grad)
+        seconds = measure(x.to(dtype), weight.to(dtype), dilation, grad)
         _decisions[key] = seconds["triton"] < seconds["torch"]
     return _decisions[key]
 
@@ -350,7 +352,7 @@ def measure(x: Tensor, weight: Tensor, dilation: int = 1, grad: bool = False, re
     `reps` timed calls after a warm-up (the first Triton call autotunes). With grad: forward + backward."""
     C, (kh, kw) = x.shape[1], weight.shape[-2:]
     pad = (dilation * (kh - 1) // 2, dilation * (kw - 1) // 2)
-    x, weight = x.detach().requires_grad_(grad), weight.detach().to(x.dtype).requires_grad_(grad)
+    x, weight = x.detach().requires_grad_(grad), weight.detach().to(x.dtype).requires_grad_(grad)  # fresh leaves
     fns = {"triton": lambda: depthwise_conv2d(x, weight, None, dilation),
            "torch": lambda: F.conv2d(x, weight, None, 1, pad, dilation, C)}
     seconds = {}
@@ -392,3 +394,46 @@ class forced:
     def __exit__(self, *exc):
         global _forced
         _forced = self.before
+
+
+def main(argv=None) -> list[dict]:
+    """Time the Triton kernels against cuDNN at the depthwise-conv shapes of a UniRepLKNet (CUDA only).
+
+        python -m unirep_lite.triton_dwconv --model a --batch 128 --dtype float32
+    """
+    import argparse
+
+    from .model import VARIANTS, default_kernel_sizes
+    from .reparam import BRANCHES
+
+    p = argparse.ArgumentParser(prog="python -m unirep_lite.triton_dwconv", description=main.__doc__.split("\n")[0])
+    p.add_argument("--model", default="a", choices=sorted(VARIANTS))
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--res", type=int, default=224)
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--layout", default="cl", choices=["cl", "nchw"])
+    args = p.parse_args(argv)
+    if not (torch.cuda.is_available() and available()):
+        p.error("needs a CUDA device and Triton")
+    variant, dtype = VARIANTS[args.model], getattr(torch, args.dtype)
+    layout = torch.channels_last if args.layout == "cl" else torch.contiguous_format
+    shapes = []  # (C, size, k, dilation): each stage's distinct kernels, and the dilated branches of K
+    for stage, (dim, ks) in enumerate(zip(variant.dims, default_kernel_sizes(variant.depths))):
+        size = args.res // 4 // 2 ** stage
+        for K in sorted(set(ks)):
+            branches = zip(*BRANCHES[K]) if K in BRANCHES else []
+            shapes += [(dim, size, K, 1)] + [(dim, size, k, r) for k, r in branches]
+    rows = []
+    print(f"{'C':>4} {'HxW':>7} {'k':>3} {'r':>2} | {'fwd triton':>10} {'cuDNN':>8} | {'fwd+bwd triton':>14} {'cuDNN':>8}  ms")
+    for C, size, k, r in shapes:
+        x = torch.randn(args.batch, C, size, size, device="cuda", dtype=dtype).contiguous(memory_format=layout)
+        w = torch.randn(C, 1, k, k, device="cuda", dtype=dtype)
+        fwd, both = measure(x, w, r, grad=False), measure(x, w, r, grad=True)
+        rows.append(dict(C=C, size=size, k=k, dilation=r, fwd=fwd, fwd_bwd=both))
+        print(f"{C:>4} {size:>3}x{size:<3} {k:>3} {r:>2} | {fwd['triton'] * 1e3:>10.3f} {fwd['torch'] * 1e3:>8.3f} | "
+              f"{both['triton'] * 1e3:>14.3f} {both['torch'] * 1e3:>8.3f}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
