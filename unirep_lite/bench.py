@@ -13,7 +13,9 @@ Rows: inference of the training structure in eval mode and of the deploy structu
 without channels_last and torch.compile; training steps (forward, backward, AdamW) of the paper's
 block written straightforwardly (`model.set_reference`: Fig. 2's separate branches, the authors' permute + Linear FFN), of the library's exact block,
 of the fast-training mode, and of ConvNeXt V2. Memory: on a GPU the peak allocated; on a CPU the
-tensors a training step saves for backward (its activation memory).
+tensors a training step saves for backward (its activation memory). On a GPU the UniRepLKNet rows run
+once per `--dwconv` choice (default: auto and torch, the Triton depthwise conv where it pays and off:
+see `triton_dwconv`); ConvNeXt V2 and the straightforward block don't use it (dwconv "-").
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import triton_dwconv
 from .data import images
 from .env import fast_mode, seed_everything
 from .model import create_model, reparameterize, set_fast_train, set_reference
@@ -52,13 +55,15 @@ class Row:
     ips: list[float] = field(default_factory=list)  # img/s per round
     mem_mb: float | None = None
     error: str | None = None
+    dwconv: str = "auto"  # triton_dwconv.forced(...) for the row; "-": the row doesn't use it
 
     @property
     def median(self) -> float | None:
         return statistics.median(self.ips) if self.ips else None
 
     def key(self) -> str:
-        return f"{self.task}:{self.model}:{self.variant}:{self.layout}:{'compiled' if self.compiled else 'eager'}:{self.res}"
+        return f"{self.task}:{self.model}:{self.variant}:{self.layout}:{'compiled' if self.compiled else 'eager'}:" \
+               f"{self.res}:{self.dwconv}"
 
 
 def build_model(row: Row, device: torch.device) -> nn.Module:
@@ -81,7 +86,19 @@ def build_model(row: Row, device: torch.device) -> nn.Module:
 
 
 def make_step(row: Row, device: torch.device) -> Callable[[], None]:
-    """A closure that runs one batch of `row` (built, not yet warmed up)."""
+    """A closure that runs one batch of `row` (built, not yet warmed up), with its depthwise-conv choice."""
+    step = _make_step(row, device)
+    if row.dwconv == "-":
+        return step
+
+    def with_choice():
+        with triton_dwconv.forced(row.dwconv):
+            step()
+    with_choice.parts = getattr(step, "parts", None)
+    return with_choice
+
+
+def _make_step(row: Row, device: torch.device) -> Callable[[], None]:
     torch.manual_seed(0)
     model = build_model(row, device)
     x = torch.randn(row.batch, 3, row.res, row.res, device=device)
@@ -144,16 +161,18 @@ def plan(args) -> list[Row]:
         for ours, theirs in pairs:
             for layout in args.layouts:
                 for variant in ("train-eval", "deploy"):
-                    rows.append(Row("infer", ours, variant, layout, comp, args.infer_res, args.infer_batch))
-                rows.append(Row("infer", theirs, "timm", layout, comp, args.infer_res, args.infer_batch))
+                    for dw in args.dwconv:
+                        rows.append(Row("infer", ours, variant, layout, comp, args.infer_res, args.infer_batch, dwconv=dw))
+                rows.append(Row("infer", theirs, "timm", layout, comp, args.infer_res, args.infer_batch, dwconv="-"))
     for res in args.train_res:
         for ours, theirs in pairs:
-            rows.append(Row("train", ours, "reference", "nchw", False, res, args.train_batch))
+            rows.append(Row("train", ours, "reference", "nchw", False, res, args.train_batch, dwconv="-"))
+            for dw in args.dwconv:
+                for layout in args.layouts:
+                    rows.append(Row("train", ours, "exact", layout, False, res, args.train_batch, dwconv=dw))
+                rows.append(Row("train", ours, "fast-train", args.layouts[-1], False, res, args.train_batch, dwconv=dw))
             for layout in args.layouts:
-                rows.append(Row("train", ours, "exact", layout, False, res, args.train_batch))
-            rows.append(Row("train", ours, "fast-train", args.layouts[-1], False, res, args.train_batch))
-            for layout in args.layouts:
-                rows.append(Row("train", theirs, "timm", layout, False, res, args.train_batch))
+                rows.append(Row("train", theirs, "timm", layout, False, res, args.train_batch, dwconv="-"))
     return rows
 
 
@@ -185,7 +204,8 @@ def _run(args, device: torch.device) -> list[Row]:
                 sync(device)
                 row.mem_mb = torch.cuda.max_memory_allocated() / 2**20
             elif row.task == "train" and not row.compiled:
-                row.mem_mb = saved_for_backward_mb(*step.parts)
+                with triton_dwconv.forced(row.dwconv if row.dwconv != "-" else "auto"):
+                    row.mem_mb = saved_for_backward_mb(*step.parts)
         except Exception as e:  # e.g. torch.compile without a working C compiler: report, go on
             row.error = f"{type(e).__name__}: {str(e).splitlines()[0][:60] if str(e) else ''}"
     live = [r for r in rows if r.key() in steps]
@@ -217,13 +237,17 @@ def fmt(v, spec=".2f", none="-"):
 
 def table(rows: list[Row], args) -> str:
     lines = []
+    dwcol = len(args.dwconv) > 1  # a dwconv column only when rows differ in it (a GPU run)
+
+    def name(r):
+        return f"{r.variant + (':' + r.dwconv if dwcol and r.dwconv != '-' else ''):10}"
     head = f"{'task':5} {'model':17} {'variant':10} {'layout':6} {'mode':8} {'res':>4} {'batch':>5} " \
            f"{'img/s':>8} {'min-max':>13} {'mem MB':>7} {'vs ConvNeXt':>11} {'vs straightf.':>13}"
     lines += [head, "-" * len(head)]
     for r in rows:
         mode = "compiled" if r.compiled else "eager"
         if r.error:
-            lines.append(f"{r.task:5} {r.model:17} {r.variant:10} {r.layout:6} {mode:8} {r.res:>4} {r.batch:>5} "
+            lines.append(f"{r.task:5} {r.model:17} {name(r)} {r.layout:6} {mode:8} {r.res:>4} {r.batch:>5} "
                          f"  failed: {r.error}")
             continue
         vs_cnx = vs_ref = None
@@ -233,7 +257,7 @@ def table(rows: list[Row], args) -> str:
             if r.task == "train" and r.variant != "reference":
                 vs_ref = ratio(r, find(rows, task="train", model=r.model, variant="reference", res=r.res))
         spread = f"{min(r.ips):.1f}-{max(r.ips):.1f}" if r.ips else "-"
-        lines.append(f"{r.task:5} {r.model:17} {r.variant:10} {r.layout:6} {mode:8} {r.res:>4} {r.batch:>5} "
+        lines.append(f"{r.task:5} {r.model:17} {name(r)} {r.layout:6} {mode:8} {r.res:>4} {r.batch:>5} "
                      f"{fmt(r.median, '.1f'):>8} {spread:>13} {fmt(r.mem_mb, '.0f'):>7} "
                      f"{fmt(vs_cnx, '.2f'):>11} {fmt(vs_ref, '.2f'):>13}")
     lines.append("")
@@ -246,9 +270,11 @@ def table(rows: list[Row], args) -> str:
             return max(cands, key=lambda r: r.median) if cands else None
         for comp in ([False, True] if args.compile else [False]):
             mode = "compiled" if comp else "eager"
-            q = ratio(best(task="infer", model=ours, variant="deploy", compiled=comp),
-                      best(task="infer", model=theirs, compiled=comp))
-            lines.append(f"  deploy {m.upper()} / {theirs} inference, {mode}: {fmt(q)} (target >= 1.18)")
+            for dw in args.dwconv:
+                q = ratio(best(task="infer", model=ours, variant="deploy", compiled=comp, dwconv=dw),
+                          best(task="infer", model=theirs, compiled=comp))
+                tag = f", dwconv={dw}" if dwcol else ""
+                lines.append(f"  deploy {m.upper()} / {theirs} inference, {mode}{tag}: {fmt(q)} (target >= 1.18)")
         for res in args.train_res:
             q = ratio(best(task="train", model=ours, variant="exact", res=res),
                       best(task="train", model=ours, variant="reference", res=res))
@@ -305,6 +331,9 @@ def parse(argv=None):
     p.add_argument("--accuracy", action="store_true",
                    help="instead: train A on the MNIST digits with the paper's block and in fast-training mode")
     p.add_argument("--epochs", type=int, default=None, help="--accuracy: epochs (default 5; 1 with UNIREP_FAST=1)")
+    p.add_argument("--dwconv", default=None,
+                   help="depthwise-conv choices to time UniRepLKNet with, a comma list of auto, triton, torch "
+                        "(default: auto,torch on cuda, i.e. the Triton kernel where it pays and off; auto on cpu)")
     p.add_argument("--json", metavar="PATH", help="also write every row (all rounds) as JSON")
     args = p.parse_args(argv)
     if args.quick:
@@ -324,6 +353,11 @@ def parse(argv=None):
         p.error("--device cuda: no CUDA device is available here")
     if args.infer_batch is None:
         args.infer_batch = 128 if args.device.startswith("cuda") else 32
+    if args.dwconv is None:
+        args.dwconv = "auto,torch" if args.device.startswith("cuda") else "auto"
+    args.dwconv = [s.strip() for s in args.dwconv.split(",") if s.strip()]
+    if not args.dwconv or any(s not in ("auto", "triton", "torch") for s in args.dwconv):
+        p.error(f"--dwconv: expected a comma list of auto, triton, torch, got {args.dwconv}")
     return args
 
 

@@ -12,6 +12,8 @@ and dtype discipline, never different results:
     inputs are cast before the autograd function, so forward and backward see one dtype and each
     gradient flows back through the cast to its parameter's own dtype.
   * Kernel taps that can only ever see the zero padding are cropped (exact; their gradient is 0).
+  * On CUDA, large kernels run in a Triton kernel where a one-time measurement per shape finds it
+    faster than cuDNN (`triton_dwconv.use_triton`; UNIREP_DWCONV=triton|torch|auto forces a choice).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import triton_dwconv
 from .reparam import equivalent_kernel_size
 
 
@@ -92,6 +95,8 @@ def depthwise_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, dila
     mh, mw = (min(c, (size - 1) // dilation) for size in x.shape[-2:])
     if (mh, mw) != (c, c):
         weight = weight[:, :, c - mh:c + mh + 1, c - mw:c + mw + 1]
+    if triton_dwconv.use_triton(x, weight, dilation):  # CUDA only, where measured faster than cuDNN
+        return triton_dwconv.depthwise_conv2d(x, weight, bias, dilation)
     dtype = _autocast_dtype(x.device.type)
     if dtype is None:
         return _DepthwiseConv.apply(x, weight, bias, dilation)
