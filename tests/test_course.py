@@ -78,7 +78,7 @@ def test_nbval_fails_a_stalled_cell_with_a_clear_message(tmp_path):
 
 
 def test_fast_cells_have_a_limit_of_minutes():
-    assert 60 <= course.FAST_CELL_TIMEOUT <= 900 and course.STALL_SECONDS <= 300  # reported within 5 minutes
+    assert 60 <= course.FAST_CELL_TIMEOUT <= 1200 and course.STALL_SECONDS <= 300  # reported within 5 minutes
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -149,7 +149,8 @@ def test_no_other_repository_url_is_written_anywhere():
         for hit in re.findall(r"github\.com/([\w.-]+/unirep[_-]lite)\b|colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)", text):
             hit = hit[0] or hit[1]
             assert hit == owner_repo, f"{name} names {hit}; the repository is set once, in pyproject.toml"
-        assert "git+https://" not in text or f"git+{url}@{branch}" in text, f"{name} has its own install spec"
+        for spec in re.findall(r"git\+(https://github\.com/[\w.-]+/[\w.-]+?)(?:\.git)?@([\w.-]+)", text):
+            assert spec == (url, branch), f"{name} has its own install spec {spec}"
 
 
 def test_setup_cell_pins_match_constraints():
