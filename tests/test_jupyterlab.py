@@ -20,6 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +67,7 @@ def lab(tmp_path_factory):
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
          "--IdentityProvider.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root}",
          f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={root / '.workspaces'}",
-         "--ServerApp.disable_check_xsrf=True", "--ServerApp.port_retries=0"],
+         "--ServerApp.disable_check_xsrf=True", "--ServerApp.port_retries=0", "--allow-root"],
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -107,12 +108,13 @@ def open_and_run_all(browser, url: str, name: str):
     # the kernel is up when the toolbar's kernel status says idle
     page.wait_for_function("() => document.querySelector('.jp-Notebook-ExecutionIndicator')"
                            "?.getAttribute('data-status') === 'idle'", timeout=120_000)
-    page.click("li.lm-MenuBar-item:has-text('Run')")
-    page.click("li.lm-Menu-item[data-command='notebook:run-all-cells']")
+    code_cells = sum(c.cell_type == "code" for c in nbformat.read(ROOT / "notebooks" / name, as_version=4).cells)
     prompts = "Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt'))"
-    page.wait_for_function(
-        f"() => {prompts}.length > 0 && {prompts}.every(p => /\\[\\d+\\]/.test(p.textContent))",
-        timeout=RUN_ALL_SECONDS * 1000, polling=1000)
+    page.wait_for_function(f"() => {prompts}.length === {code_cells}", timeout=60_000)
+    page.click("li.lm-MenuBar-item:has-text('Run')")
+    page.click("li.lm-Menu-item[data-command='runmenu:run-all']")  # Run > Run All Cells
+    page.wait_for_function(f"() => {prompts}.every(p => /\\[\\d+\\]/.test(p.textContent))",
+                           timeout=RUN_ALL_SECONDS * 1000, polling=1000)
     return page
 
 
@@ -185,11 +187,13 @@ def test_erf_explorer_redraws_when_the_kernel_size_changes(lab, browser):
     assert before and before.startswith("data:image/png"), "the ERF explorer shows no figure"
     shoot(page, label, "04_explorer_before")
     box = explorer_box(page, label)
+    message_before = box.locator(".widget-html").first.inner_text()
     box.locator(f".widget-inline-hbox:has(.widget-label:text-is('{label}')) select").select_option(label="7")
     box.locator("button:has-text('compute ERF')").click()
     after = wait_for_new_figure(page, label, before)
     shoot(page, label, "04_explorer_after")
     assert after != before
     assert not page_errors(page), page_errors(page)
-    assert "area ratios" in box.inner_text()
+    message_after = box.locator(".widget-html").first.inner_text()
+    assert "area ratios" in message_after and message_after != message_before  # K=7: a smaller theoretical RF
     page.close()
