@@ -210,7 +210,7 @@ def times_table(records: dict[str, dict]) -> str:
     rows = ["| notebook | mode | device | run time |", "|---|---|---|---|"]
     for name, r in records.items():
         seconds = r.get("seconds")
-        rows.append(f"| [{name}](notebooks/{name}.ipynb) | {'FAST' if r.get('fast') else 'full'} | "
+        rows.append(f"| {{doc}}`notebooks/{name}` | {'FAST' if r.get('fast') else 'full'} | "
                     f"{r.get('device', '?')} | {'?' if seconds is None else f'{seconds:.0f} s'} |")
     return "\n".join(rows)
 
