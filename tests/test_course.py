@@ -94,18 +94,24 @@ def test_first_code_cell_installs_if_needed_and_states_the_mode(path):
     assert path.name[:2] in course.MINUTES, f"course.MINUTES has no expected minutes for {path.name}"
 
 
-def test_describe_run_states_mode_device_minutes_and_how_to_switch(monkeypatch, capsys):
-    monkeypatch.setenv("UNIREP_FAST", "1")
+def test_describe_run_states_size_device_minutes_and_how_to_switch(monkeypatch, capsys):
+    monkeypatch.delenv("UNIREP_SIZE", raising=False)
     monkeypatch.delenv("UNIREP_BINDER", raising=False)
+    monkeypatch.setenv("UNIREP_DEVICE", "cpu")
+    monkeypatch.setenv("UNIREP_FAST", "1")
     course.describe_run("09")
     text = capsys.readouterr().out
-    assert "FAST run" in text and ("cpu" in text or "cuda" in text or "mps" in text)
-    assert "Expected: under a minute on 2 CPU cores" in text and "about 3.3 hours" in text
-    assert 'os.environ["UNIREP_FAST"] = "0"' in text and "UNIREP_FAST=0" in text
-    monkeypatch.setenv("UNIREP_FAST", "0")
+    assert "FAST run (size 'fast') on cpu" in text
+    assert "Expected: under a minute on 2 CPU cores" in text and "full about 3.3 hours" in text
+    assert 'os.environ["UNIREP_SIZE"] = "fast"' in text and "UNIREP_DEVICE" in text
+    monkeypatch.setenv("UNIREP_FAST", "0")  # no GPU: the CPU-sized run is the default
     course.describe_run("06")
     text = capsys.readouterr().out
-    assert "full run" in text and "about 56 min" in text and 'os.environ["UNIREP_FAST"] = "1"' in text
+    assert "CPU-sized run (size 'cpu')" in text and "Expected: up to 4 min" in text and "full about 56 min" in text
+    monkeypatch.setenv("UNIREP_SIZE", "full")
+    course.describe_run("06")
+    assert "Expected: about 56 min on 2 CPU cores" in capsys.readouterr().out
+    monkeypatch.delenv("UNIREP_SIZE")
     monkeypatch.setenv("UNIREP_FAST", "1")
     monkeypatch.setenv("UNIREP_BINDER", "1")
     course.describe_run("02")

@@ -163,6 +163,7 @@ def test_binder_environment_installs_and_starts_in_fast_mode(tmp_path):
             shutil.copy2(ROOT / name, repo / name)
     env = clean_env(PATH=f"{python.parent}{os.pathsep}{clean_env()['PATH']}")
     env.pop("UNIREP_FAST", None)
+    env.pop("UNIREP_SIZE", None)
     start = time.perf_counter()
     run = subprocess.run(["bash", "binder/postBuild"], cwd=repo, env=env, capture_output=True, text=True)
     print(f"binder: postBuild in {time.perf_counter() - start:.0f} s")
@@ -172,4 +173,4 @@ def test_binder_environment_installs_and_starts_in_fast_mode(tmp_path):
     run = subprocess.run(["binder/start", "python", "-c", check], cwd=repo, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.startswith(str(repo)), run.stdout  # the editable install of the repository
-    assert "FAST run (UNIREP_FAST=1)" in run.stdout and "Binder" in run.stdout, run.stdout
+    assert "FAST run (size 'fast')" in run.stdout and "Binder" in run.stdout, run.stdout

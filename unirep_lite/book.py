@@ -49,7 +49,7 @@ ASSET_SKIP = ["*.map", "embed.js", "libembed-amd.js", "*.LICENSE.txt", "tex-*ful
 
 # Build-time environment: the small runs (plotly figures are saved for JupyterLab and as self-contained
 # HTML by unirep_lite.course.execute, which is what the static page shows).
-BUILD_ENV = {"UNIREP_FAST": "1"}
+BUILD_ENV = {"UNIREP_FAST": "1", "UNIREP_SIZE": "fast"}
 
 # The tags that mark the two cells `colab` manages: the badge is hidden in the book (it has launch
 # buttons); of the setup cell the book shows only what it printed (mode, device, expected minutes).
@@ -207,10 +207,12 @@ def execute_staged(found: list[Path], staged: Path, executed: Path | None = None
 
 def times_table(records: dict[str, dict]) -> str:
     """The execution page's table: notebook, mode, device, seconds (from each notebook's run record)."""
-    rows = ["| notebook | mode | device | run time |", "|---|---|---|---|"]
+    from . import course
+
+    rows = ["| notebook | size | device | run time |", "|---|---|---|---|"]
     for name, r in records.items():
         seconds = r.get("seconds")
-        rows.append(f"| {{doc}}`notebooks/{name}` | {'FAST' if r.get('fast') else 'full'} | "
+        rows.append(f"| {{doc}}`notebooks/{name}` | {course.SIZE_NAMES.get(r.get('size'), 'FAST' if r.get('fast') else 'full')} | "
                     f"{r.get('device', '?')} | {'?' if seconds is None else f'{seconds:.0f} s'} |")
     return "\n".join(rows)
 

@@ -1,7 +1,7 @@
 """The course's main job: execute every notebook in order (`python -m unirep_lite.course run`).
 
 Executed copies go to `build/notebooks/` so the notebooks in git stay free of outputs. The default is
-the real run; `UNIREP_FAST=1` (or `--fast`) runs the small CI-sized version of every notebook.
+the real run; `UNIREP_FAST=1` (or `--fast`) runs the small CI-sized version of every notebook (see `env.run_size()`).
 
 This is the ONE place notebooks are executed (the book build and the tests call `execute`), and every
 execution watches for a stalled kernel: a cell that has shown no output while the kernel used no CPU
@@ -9,7 +9,7 @@ for `STALL_SECONDS` is a kernel that finished (or never started) while the clien
 the hang of ipykernel 7 with notebook clients. That notebook is run once more with a fresh kernel, and
 a second stall fails with a message that says so, instead of waiting forever.
 
-`describe_run("05")` is what each notebook's first cell prints: the mode (FAST or full), the device,
+`describe_run("05")` is what each notebook's first cell prints: the run size (FAST, CPU-sized, full), the device,
 the expected minutes, and how to switch.
 """
 from __future__ import annotations
@@ -52,37 +52,41 @@ class KernelStalled(RuntimeError):
 # What a notebook's first cell prints
 
 
+SIZE_NAMES = {"fast": "FAST", "cpu": "CPU-sized", "full": "full"}
+
+
 def describe_run(notebook: str | None = None, *, out=None) -> None:
-    """Print how this notebook will run: FAST or full, device, expected minutes, how to switch.
+    """Print how this notebook will run: its size (FAST, CPU-sized or full; `env.run_size()`), the device,
+    the minutes to expect, and how to switch.
 
     `notebook` is its number ("05"); every notebook's first code cell calls this.
     """
     import torch
 
     from . import __version__
-    from .env import default_device, fast_mode
+    from .env import CPU_EPOCH_FACTOR, default_device, run_size
 
-    fast, device = fast_mode(), default_device()
+    size, device = run_size(), default_device()
     where = device.type + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
                            f" ({torch.get_num_threads()} threads)" if device.type == "cpu" else "")
     fast_min, full_min = MINUTES.get(str(notebook)[:2], (None, None))
 
-    def minutes(m):
+    def minutes(m, bound=False):
         if m is None:
             return "not timed on a CPU"
-        return ("under a minute" if m < 1 else f"about {m:.0f} min" if m < 90 else
-                f"about {m / 60:.1f} hours") + f" on {REFERENCE}"
+        text = "under a minute" if m < 1 else f"about {m:.0f} min" if m < 90 else f"about {m / 60:.1f} hours"
+        return ("up to " + text.removeprefix("about ") if bound else text) + f" on {REFERENCE}"
 
-    this, other = (fast_min, full_min) if fast else (full_min, fast_min)
-    gpu = "" if device.type == "cpu" else f"; far less on this {device.type}"
-    lines = [f"unirep_lite {__version__}: {'FAST' if fast else 'full'} run"
-             f"{' (UNIREP_FAST=1)' if fast else ''} on {where}"
-             f"{' (Binder runs the small course by default)' if fast and os.environ.get('UNIREP_BINDER') else ''}.",
-             f"Expected: {minutes(this)}{gpu}. The {'full' if fast else 'FAST'} run: {minutes(other)}"
-             f"{', much less on a GPU' if fast and full_min else ''}.",
-             f"To switch: run `import os; os.environ[\"UNIREP_FAST\"] = \"{'0' if fast else '1'}\"` now, before the "
-             f"next cell (or start Jupyter with UNIREP_FAST={'0' if fast else '1'}); UNIREP_DEVICE=cpu|cuda|mps "
-             f"picks the device."]
+    expected = {"fast": minutes(fast_min),
+                # the CPU size trains CPU_EPOCH_FACTOR times FAST's epochs: at most that many times FAST's time
+                "cpu": minutes(fast_min and fast_min * CPU_EPOCH_FACTOR, bound=True),
+                "full": minutes(full_min) + ("" if device.type == "cpu" else f"; far less on this {device.type}")}
+    binder = " (Binder runs the small course by default)" if size == "fast" and os.environ.get("UNIREP_BINDER") else ""
+    others = "; ".join(f"{SIZE_NAMES[k]} {v}" for k, v in expected.items() if k != size)
+    lines = [f"unirep_lite {__version__}: {SIZE_NAMES[size]} run (size {size!r}) on {where}{binder}.",
+             f"Expected: {expected[size]}. Other sizes: {others}.",
+             f"To switch: run `import os; os.environ[\"UNIREP_SIZE\"] = \"fast\"` (or \"cpu\", \"full\") now, before the "
+             f"next cell, or start Jupyter with UNIREP_SIZE=...; UNIREP_DEVICE=cpu|cuda|mps picks the device."]
     print("\n".join(lines), file=out or sys.stdout)
 
 
@@ -197,7 +201,8 @@ def execute(path: Path, out: Path | None = None, *, fast: bool | None = None, ti
         env["UNIREP_FAST"] = "1" if fast else "0"
     for key, value in KERNEL_ENV.items():
         env.setdefault(key, value)
-    is_fast = env.get("UNIREP_FAST", "0").strip().lower() in {"1", "true", "yes", "on"}  # as env.fast_mode
+    size = _size(env)
+    is_fast = size == "fast"
     if timeout is None and is_fast:
         timeout = FAST_CELL_TIMEOUT
     client_class = _client_class()
@@ -216,7 +221,7 @@ def execute(path: Path, out: Path | None = None, *, fast: bool | None = None, ti
                                                            "stalled again)" if retry else "")) from None
             log(f"    {path.name}: {str(err).splitlines()[0]}; retrying once with a fresh kernel", flush=True)
     seconds = time.perf_counter() - start
-    nb.metadata["unirep_lite"] = {"fast": is_fast, "seconds": round(seconds, 1), "device": _device(env),
+    nb.metadata["unirep_lite"] = {"fast": is_fast, "size": size, "seconds": round(seconds, 1), "device": _device(env),
                                   "executed": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     if out is not None:
         out = Path(out)
@@ -224,6 +229,26 @@ def execute(path: Path, out: Path | None = None, *, fast: bool | None = None, ti
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, target)
     return nb, seconds
+
+
+def _size(env: dict) -> str:
+    """env.run_size() as the kernel will see it with environment `env`."""
+    from . import env as envmod
+
+    saved = {k: os.environ.get(k) for k in ("UNIREP_SIZE", "UNIREP_FAST", "UNIREP_DEVICE")}
+    try:
+        for k in saved:
+            if env.get(k) is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = env[k]
+        return envmod.run_size()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _device(env: dict) -> str:
@@ -251,9 +276,7 @@ def notebooks() -> list[Path]:
 def run(paths: list[Path], out: Path = EXECUTED, *, fast: bool | None = None, env: dict | None = None,
         log=print) -> dict[str, float]:
     """Execute `paths` in order into `out`; returns {notebook name: seconds}. Stops at the first failure."""
-    from .env import fast_mode
-
-    mode = "FAST" if (fast_mode() if fast is None else fast) else "full"
+    mode = "FAST" if fast else SIZE_NAMES[_size({**os.environ, **(env or {})})]
     times = {}
     for i, path in enumerate(paths, 1):
         log(f"[{i}/{len(paths)}] {path.name} ({mode} run) ...", flush=True)
