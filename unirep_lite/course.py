@@ -75,7 +75,7 @@ def describe_run(notebook: str | None = None, *, out=None) -> None:
         if m is None:
             return "not timed on a CPU"
         text = "under a minute" if m < 1 else f"about {m:.0f} min" if m < 90 else f"about {m / 60:.1f} hours"
-        return ("up to " + text.removeprefix("about ") if bound else text) + f" on {REFERENCE}"
+        return ("up to " + text.removeprefix("about ") if bound and m >= 1 else text) + f" on {REFERENCE}"
 
     expected = {"fast": minutes(fast_min),
                 # the CPU size trains CPU_EPOCH_FACTOR times FAST's epochs: at most that many times FAST's time
