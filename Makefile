@@ -10,29 +10,35 @@ STAMP := $(VENV)/.installed
 PIP := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(PY) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: venv course notebooks book test test-fast lock clean
+.PHONY: venv course notebooks book test test-notebooks lock clean
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e ".[dev,book]"
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e ".[dev,book,lab]"
 	@touch $(STAMP)
 
-## The course's main job: execute every notebook in order (the real run; UNIREP_FAST=1 for a small one),
-## then build the book (build/book/_build/html; it prints where to open it).
+## The course's main job: execute every notebook in order (the real run; UNIREP_FAST=1 for a small one)
+## into build/notebooks/, then build the book from those executed notebooks (build/book/_build/html).
 course: venv
 	$(PY) -m unirep_lite.course run
-	$(PY) -m unirep_lite.book build
+	$(PY) -m unirep_lite.book build --executed build/notebooks
 
 ## The book alone: stages book/ + notebooks/, executes every notebook once in FAST mode, writes static HTML.
 ## Its JavaScript (RequireJS, ipywidgets HTML manager, MathJax) comes from npm (book/package-lock.json).
 book: venv
 	$(PY) -m unirep_lite.book build
 
-## The whole test suite: library tests, and every notebook executed once in FAST mode by the book build
-## in tests/test_book.py (a cell that raises fails it), whose pages are then checked in headless Chromium.
+## The whole test suite (FAST mode): library tests; the book build in tests/test_book.py (executes every
+## notebook, then checks every page in headless Chromium); JupyterLab driven in Chromium
+## (tests/test_jupyterlab.py); the Colab and Binder installs (tests/test_install.py); and nbval, which
+## executes every notebook once more (a cell that raises fails its test).
 test: venv
-	UNIREP_FAST=1 $(VENV)/bin/pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
+	UNIREP_FAST=1 $(VENV)/bin/pytest -q -p no:cacheprovider tests --nbval-lax notebooks $(PYTEST_ARGS)
+
+## What instructors run on their own machine: every notebook executed by nbval (FAST unless UNIREP_FAST=0).
+test-notebooks: venv
+	$(VENV)/bin/pytest -q -p no:cacheprovider --nbval-lax notebooks $(PYTEST_ARGS)
 
 ## Re-pin constraints.txt from the current environment (after changing pyproject.toml on purpose).
 lock: venv

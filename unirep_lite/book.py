@@ -1,7 +1,13 @@
 """Build the course as a static Jupyter Book, and keep the notebooks' Colab cells up to date.
 
     python -m unirep_lite.book build     # stage book/ + notebooks/, execute in FAST mode, write HTML
-    python -m unirep_lite.book colab     # insert/refresh the Colab badge + install cell in every notebook
+    python -m unirep_lite.book build --executed build/notebooks   # use notebooks executed before
+    python -m unirep_lite.book colab     # insert/refresh the Colab badge + setup cell in every notebook
+
+Where the course lives (repository URL, branch, install spec) is written once, in pyproject.toml's
+`[tool.unirep_lite]`; the badges, the setup cells and the book's launch buttons are generated from it.
+Notebooks are executed by `unirep_lite.course.execute` (which watches for stalled kernels), never by
+Jupyter Book itself (`execute_notebooks: off`), so a build can also reuse `make course`'s outputs.
 
 The book is built from a staged copy (build/book/src/) that mirrors the repository's layout
 (notebooks/NN_*.ipynb at the same path), so the launch buttons point at the real notebook files and
@@ -41,22 +47,54 @@ ASSETS = [
 ASSET_SKIP = ["*.map", "embed.js", "libembed-amd.js", "*.LICENSE.txt", "tex-*full*.js", "tex-svg*.js",
               "mml-*.js", "tex-chtml.js", "tex-mml-svg.js", "tex-mml-chtml-*.js"]
 
-# Build-time environment: small runs, and plotly figures saved both for JupyterLab (mimetype) and as
-# self-contained HTML with plotly.js inlined (notebook), which is what the static page shows.
-BUILD_ENV = {"UNIREP_FAST": "1", "PLOTLY_RENDERER": "plotly_mimetype+notebook"}
+# Build-time environment: the small runs (plotly figures are saved for JupyterLab and as self-contained
+# HTML by unirep_lite.course.execute, which is what the static page shows).
+BUILD_ENV = {"UNIREP_FAST": "1", "UNIREP_SIZE": "fast"}
 
-# The tags that mark the two cells `colab` manages; both are hidden in the book (it has launch buttons).
+# The tags that mark the two cells `colab` manages: the badge is hidden in the book (it has launch
+# buttons); of the setup cell the book shows only what it printed (mode, device, expected minutes).
 BADGE_TAG, INSTALL_TAG = "colab-badge", "colab-install"
+# book/execution.md's placeholder for the table of run times (filled in by build())
+TIMES_MARKER = "<!-- execution-times -->"
+PYPROJECT = ROOT / "pyproject.toml"
+
+
+def settings() -> dict:
+    """pyproject.toml's [tool.unirep_lite]: `repository`, `branch` and the derived `install` spec."""
+    import tomllib
+
+    table = tomllib.loads(PYPROJECT.read_text()).get("tool", {}).get("unirep_lite", {})
+    if "repository" not in table:
+        raise ValueError(f"{PYPROJECT} has no [tool.unirep_lite] table with `repository = \"https://github.com/...\"`")
+    url, branch = table["repository"].rstrip("/"), table.get("branch", "main")
+    if not url.startswith("https://github.com/"):
+        raise ValueError(f"[tool.unirep_lite] repository must be a https://github.com/owner/name URL, got {url!r}")
+    return {"repository": url, "branch": branch, "install": table.get("install", f"git+{url}@{branch}")}
 
 
 def repository() -> tuple[str, str]:
-    """(url, branch) from book/_config.yml: the one place the repository URL is written down."""
-    text = (BOOK / "_config.yml").read_text()
-    block = re.search(r"^repository:\n((?:[ \t]+.*\n)+)", text, re.M)
-    if not block:
-        raise ValueError("book/_config.yml has no `repository:` block with `url:` and `branch:`")
-    fields = dict(re.findall(r"^\s+(\w+):\s*([^\s#]+)", block.group(1), re.M))
-    return fields["url"].rstrip("/"), fields.get("branch", "main")
+    """(url, branch) from pyproject.toml's [tool.unirep_lite]: the one place the repository is written down."""
+    config = settings()
+    return config["repository"], config["branch"]
+
+
+def colab_pins() -> dict[str, str]:
+    """{package: version} for every runtime dependency except PyTorch's three, pinned as in constraints.txt
+    (the versions CI tests). The setup cell installs the ones a Colab runtime lacks at these versions."""
+    import tomllib
+
+    names = [re.split(r"[<>=!~\[ ;]", r.strip(), maxsplit=1)[0]
+             for r in tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]]
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if "==" in line:
+            pkg, version = line.split("==")
+            pins[pkg.strip().lower().replace("_", "-")] = version.strip()
+    keep = {"torch", "torchvision", "torchaudio"}
+    missing = [n for n in names if n.lower() not in keep and n.lower().replace("_", "-") not in pins]
+    if missing:
+        raise ValueError(f"constraints.txt has no pin for {missing}: run `make lock`")
+    return {n: pins[n.lower().replace("_", "-")] for n in names if n.lower() not in keep}
 
 
 def notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
@@ -95,6 +133,7 @@ def stage(src: Path, notebook_dir: Path = NOTEBOOKS) -> list[Path]:
     for nb in found:
         shutil.copy2(nb, src / "notebooks" / nb.name)
     prune_toc(src / "_toc.yml", [f"notebooks/{nb.stem}" for nb in found])
+    write_repository(src / "_config.yml")
     static = src / "_assets"  # not `_static`: Jupyter Book would add every .js in there to every page
     for source, target in ASSETS:
         path = modules / source
@@ -129,30 +168,86 @@ def prune_toc(path: Path, docnames: list[str]) -> None:
     path.write_text(yaml.safe_dump(toc, sort_keys=False))
 
 
-def build(out: Path = OUT, notebook_dir: Path = NOTEBOOKS) -> Path:
-    """Stage and build the book; every notebook is executed once (FAST mode). Returns index.html.
+def write_repository(config: Path) -> None:
+    """Fill the staged _config.yml's `repository:` block from [tool.unirep_lite] (launch buttons read it)."""
+    import yaml
+
+    data = yaml.safe_load(config.read_text())
+    url, branch = repository()
+    data.setdefault("repository", {}).update({"url": url, "branch": branch})
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def execute_staged(found: list[Path], staged: Path, executed: Path | None = None) -> dict[str, dict]:
+    """Execute the staged notebooks in place (FAST, in the staged folder), or copy already executed
+    ones from `executed` (e.g. `make course`'s build/notebooks). Returns {name: run record}.
+
+    Raises RuntimeError naming the notebook when a cell raises or the kernel stalls twice.
+    """
+    from . import course
+
+    records = {}
+    for i, nb in enumerate(found, 1):
+        target = staged / nb.name
+        if executed is not None:
+            done = Path(executed) / nb.name
+            if not done.is_file() or done.stat().st_mtime < nb.stat().st_mtime:
+                raise RuntimeError(f"{done} is missing or older than {nb}: run "
+                                   f"`python -m unirep_lite.course run` first, or build without --executed")
+            shutil.copy2(done, target)
+        else:
+            print(f"  [{i}/{len(found)}] executing {nb.name} (FAST) ...", flush=True)
+            try:
+                course.execute(target, target, env={**os.environ, **BUILD_ENV})
+            except Exception as err:  # CellExecutionError shows the cell and its traceback
+                raise RuntimeError(f"{nb.name} failed while building the book:\n{err}") from None
+        records[nb.stem] = course.run_record(target)
+    return records
+
+
+def times_table(records: dict[str, dict]) -> str:
+    """The execution page's table: notebook, mode, device, seconds (from each notebook's run record)."""
+    from . import course
+
+    rows = ["| notebook | size | device | run time |", "|---|---|---|---|"]
+    for name, r in records.items():
+        seconds = r.get("seconds")
+        rows.append(f"| {{doc}}`notebooks/{name}` | {course.SIZE_NAMES.get(r.get('size'), 'FAST' if r.get('fast') else 'full')} | "
+                    f"{r.get('device', '?')} | {'?' if seconds is None else f'{seconds:.0f} s'} |")
+    return "\n".join(rows)
+
+
+def build(out: Path = OUT, notebook_dir: Path = NOTEBOOKS, executed: Path | None = None) -> Path:
+    """Stage and build the book; every notebook is executed once (FAST mode), or taken from `executed`.
+    Returns index.html.
 
     Raises RuntimeError when the build fails, in particular when any notebook cell raises.
     """
     src = out / "src"
     found = stage(src, notebook_dir)
+    html = out / "_build" / "html"
+    if html.exists():
+        shutil.rmtree(html)  # no page of an earlier build may survive a failed one
+    start = time.perf_counter()
+    print(f"building the book: {len(found)} notebooks" +
+          (f" executed before, from {executed}" if executed else ", each executed once in FAST mode") + " ...",
+          flush=True)
+    records = execute_staged(found, src / "notebooks", executed)
+    page = src / "execution.md"
+    if page.is_file():
+        page.write_text(page.read_text().replace(TIMES_MARKER, times_table(records)))
     env = {**os.environ, **BUILD_ENV}
     jb = Path(sys.executable).with_name("jb")
     cmd = [str(jb) if jb.exists() else "jb", "build", str(src), "--path-output", str(out),
            "--builder", "html", "--warningiserror", "--keep-going", "--quiet"]
-    html = out / "_build" / "html"
-    if html.exists():
-        shutil.rmtree(html)  # no page of an earlier build may survive a failed one
-    print(f"building the book: {len(found)} notebooks, each executed once in FAST mode ...", flush=True)
-    start = time.perf_counter()
     result = subprocess.run(cmd, env=env, cwd=src)
     if result.returncode != 0 or not (html / "index.html").is_file():
         logs = sorted((html / "reports").glob("**/*.log")) if (html / "reports").exists() else []
         detail = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs)
         raise RuntimeError(f"book build failed (exit {result.returncode}); see the log above.\n{detail}")
-    times = json.loads((html / "execution_times.json").read_text())
-    for doc, seconds in times.items():
-        print(f"    {doc}: executed in {seconds:.0f} s" if seconds is not None else f"    {doc}: not executed")
+    (html / "execution_times.json").write_text(json.dumps({f"notebooks/{k}": v.get("seconds") for k, v in records.items()}, indent=1))
+    for name, r in records.items():
+        print(f"    {name}: executed in {r.get('seconds') or 0:.0f} s ({'FAST' if r.get('fast') else 'full'})")
     print(f"book built in {time.perf_counter() - start:.0f} s", flush=True)
     return html / "index.html"
 
@@ -162,39 +257,67 @@ def build(out: Path = OUT, notebook_dir: Path = NOTEBOOKS) -> Path:
 
 
 def colab_cells(name: str) -> tuple[dict, dict]:
-    """The badge (markdown) and install (code) cells for notebook `name`."""
+    """The badge (markdown) and setup (code) cells for notebook `name`, from [tool.unirep_lite]."""
     import nbformat
 
-    url, branch = repository()
-    github = url.removeprefix("https://github.com/")
+    config = settings()
+    github = config["repository"].removeprefix("https://github.com/")
     badge = nbformat.v4.new_markdown_cell(
         f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-        f"(https://colab.research.google.com/github/{github}/blob/{branch}/notebooks/{name})",
+        f"(https://colab.research.google.com/github/{github}/blob/{config['branch']}/notebooks/{name})",
         metadata={"tags": [BADGE_TAG, "remove-cell"]})
+    entries, lines = [f'"{k}": "{v}"' for k, v in colab_pins().items()], [""]
+    for entry in entries:  # a few entries per line, never split inside one
+        if lines[-1] and len(lines[-1]) + len(entry) > 80:
+            lines.append("")
+        lines[-1] += ("" if not lines[-1] else " ") + entry + ","
+    pins = ("\n" + " " * 12).join(lines).rstrip(",")
     install = nbformat.v4.new_code_cell(
-        "# On Colab (which has PyTorch already) install unirep_lite once; elsewhere it is installed.\n"
-        "import importlib.util, subprocess, sys\n"
+        "# Setup. Where unirep_lite is missing (Colab), install it and only the packages this runtime lacks,\n"
+        "# at the versions CI tests, keeping its PyTorch. Offline: set UNIREP_INSTALL to a wheel or checkout.\n"
+        "import importlib.util, importlib.metadata as md, os, subprocess, sys\n"
         "if importlib.util.find_spec(\"unirep_lite\") is None:\n"
-        f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"git+{url}@{branch}\"], check=True)",
-        metadata={"tags": [INSTALL_TAG, "remove-cell"]})
+        "    have = {d.metadata[\"Name\"].lower().replace(\"_\", \"-\"): d.version for d in md.distributions()}\n"
+        f"    pins = {{{pins}}}\n"
+        "    keep = [f\"{n}=={have[n]}\" for n in (\"torch\", \"torchvision\", \"torchaudio\") if n in have]\n"
+        "    lacking = [f\"{n}=={v}\" for n, v in pins.items() if n not in have]\n"
+        f"    spec = os.environ.get(\"UNIREP_INSTALL\", \"{config['install']}\")\n"
+        "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", spec, *lacking, *keep], check=True)\n"
+        "    importlib.invalidate_caches()\n"
+        "    now = {d.metadata[\"Name\"].lower().replace(\"_\", \"-\"): d.version for d in md.distributions()}\n"
+        "    print(\"installed:\", \", \".join(f\"{n} {v}\" for n, v in sorted(now.items()) if have.get(n) != v))\n"
+        "    print(\"kept:\", \", \".join(keep) or \"-\")\n"
+        "from unirep_lite.course import describe_run\n"
+        f"describe_run(\"{name[:2]}\")",
+        metadata={"tags": [INSTALL_TAG, "remove-input"]})
     return badge, install
 
 
 def add_colab_cells(path: Path) -> bool:
-    """Put the badge and install cells first in notebook `path`, replacing earlier ones. True if changed."""
+    """Put the badge and setup cells first in notebook `path`, replacing earlier ones. True if changed.
+
+    Only those two cells are rewritten (keeping their ids); the rest of the file is left byte for byte.
+    """
     import nbformat
 
-    nb = nbformat.read(path, as_version=4)
+    raw = json.loads(path.read_text())
     badge, install = colab_cells(path.name)
     managed = {BADGE_TAG, INSTALL_TAG}
-    rest = [c for c in nb.cells if not managed & set(c.get("metadata", {}).get("tags", []))]
-    old = [(c.cell_type, c.source, c.metadata.get("tags")) for c in nb.cells[:2]]
-    new = [(c.cell_type, c.source, c.metadata.get("tags")) for c in (badge, install)]
-    if old == new and len(rest) == len(nb.cells) - 2:
+    tags = [set(c.get("metadata", {}).get("tags", [])) for c in raw["cells"]]
+    rest = [c for c, t in zip(raw["cells"], tags) if not managed & t]
+    for cell, tag in ((badge, BADGE_TAG), (install, INSTALL_TAG)):  # keep the ids of the cells replaced
+        ids = [c.get("id") for c, t in zip(raw["cells"], tags) if tag in t]
+        if ids and ids[0]:
+            cell["id"] = ids[0]
+    new = [json.loads(json.dumps(c, sort_keys=True)) for c in (badge, install)]
+    for cell in new:
+        if isinstance(cell.get("source"), str):  # as stored on disk: a list of lines
+            cell["source"] = cell["source"].splitlines(keepends=True)
+    if raw["cells"][:2] == new and len(rest) == len(raw["cells"]) - 2:
         return False
-    nb.cells = [badge, install] + rest
-    nbformat.validate(nb)
-    nbformat.write(nb, path)
+    raw["cells"] = new + rest
+    nbformat.validate(nbformat.reads(json.dumps(raw), as_version=4))
+    path.write_text(json.dumps(raw, indent=1, ensure_ascii=False) + "\n")
     return True
 
 
@@ -230,19 +353,7 @@ def _page_scripts(app, pagename, templatename, context, doctree) -> None:
     scripts[:] = unique
 
 
-def _report_execution(app, exception) -> None:
-    """Keep each notebook's run time in this build in <html>/execution_times.json (build() prints it)."""
-    if exception or app.builder.format != "html":
-        return
-    from myst_nb.sphinx_ import NbMetadataCollector
-
-    times = {doc: data["exec_data"].get("runtime") for doc, data in
-             sorted(NbMetadataCollector.get_doc_data(app.env).items()) if data.get("exec_data")}
-    (Path(app.outdir) / "execution_times.json").write_text(json.dumps(times, indent=1))
-
-
 def setup(app):
-    app.connect("build-finished", _report_execution)
     app.connect("doctree-resolved", _strip_cdn_scripts)
     app.connect("html-page-context", _page_scripts, priority=600)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
@@ -257,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["build", "colab", "assets"])
     parser.add_argument("--out", type=Path, default=OUT, help=f"output folder (default {OUT})")
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS, help="folder of NN_*.ipynb")
+    parser.add_argument("--executed", type=Path, default=None,
+                        help="use the executed notebooks in this folder (e.g. build/notebooks from "
+                             "`python -m unirep_lite.course run`) instead of executing them again")
     args = parser.parse_args(argv)
     if args.command == "assets":
         print(ensure_assets())
@@ -265,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path.name}: {'updated' if add_colab_cells(path) else 'up to date'}")
     else:
         try:
-            index = build(args.out, args.notebooks)
+            index = build(args.out, args.notebooks, args.executed)
         except (RuntimeError, FileNotFoundError) as err:
             print(err, file=sys.stderr)
             return 1

@@ -1,0 +1,168 @@
+"""Running the course: the stall watch of every notebook execution, the first cell of every notebook,
+and the one place where the course lives."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from importlib import metadata as md
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from unirep_lite import book, course
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def notebook(path: Path, *sources: str) -> Path:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------
+# no hangs
+
+
+def test_ipykernel_is_pinned_below_7():
+    """ipykernel 7 can leave notebook clients waiting forever on an idle kernel (CI hung in the book build)."""
+    assert int(md.version("ipykernel").split(".")[0]) < 7
+    pins = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().split() if "==" in line)
+    assert pins["ipykernel"].startswith("6.")
+
+
+def test_a_stalled_kernel_is_retried_once_then_reported(tmp_path):
+    # a cell that waits without output or CPU looks, from outside, exactly like a hung kernel
+    path = notebook(tmp_path / "stall.ipynb", "print('started')", "import time; time.sleep(120)")
+    lines = []
+    start = time.monotonic()
+    with pytest.raises(course.KernelStalled, match=r"stalled in cell 1.*\n(.|\n)*stalled twice"):
+        course.execute(path, stall_seconds=3, log=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    assert time.monotonic() - start < 90
+    assert len(lines) == 1 and "retrying once with a fresh kernel" in lines[0]
+
+
+def test_a_kernel_that_stalls_once_runs_on_the_retry(tmp_path):
+    marker = tmp_path / "first-attempt"
+    path = notebook(tmp_path / "once.ipynb",
+                    f"import os, time\nfirst = not os.path.exists({str(marker)!r})\nopen({str(marker)!r}, 'w').close()\n"
+                    "time.sleep(120 if first else 0)\nprint('second attempt' if not first else 'first')")
+    out = tmp_path / "executed"
+    nb, _ = course.execute(path, out, stall_seconds=3, log=lambda *a, **k: None)
+    assert nb.cells[0].outputs[0]["text"] == "second attempt\n"
+    assert course.run_record(out / "once.ipynb")["seconds"] >= 0
+
+
+def test_a_cell_that_computes_without_output_is_not_a_stall(tmp_path):
+    path = notebook(tmp_path / "busy.ipynb", "import time\nt = time.time()\nwhile time.time() - t < 8: pass\nprint('done')")
+    nb, seconds = course.execute(path, stall_seconds=3, retry=False)
+    assert nb.cells[0].outputs[0]["text"] == "done\n" and seconds >= 8
+
+
+def test_nbval_fails_a_stalled_cell_with_a_clear_message(tmp_path):
+    shutil.copy2(ROOT / "notebooks" / "conftest.py", tmp_path / "conftest.py")
+    notebook(tmp_path / "01_stall.ipynb", "print('hi')", "import time; time.sleep(120)")
+    start = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", str(tmp_path)],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                         env={**__import__("os").environ, "UNIREP_STALL_SECONDS": "4"})
+    assert run.returncode != 0 and "the kernel stalled" in run.stdout, run.stdout[-2000:]
+    assert "1 passed" in run.stdout  # the first cell ran
+    assert time.monotonic() - start < 120
+
+
+def test_fast_cells_have_a_limit_of_minutes():
+    assert 60 <= course.FAST_CELL_TIMEOUT <= 1200 and course.STALL_SECONDS <= 300  # reported within 5 minutes
+
+
+# ----------------------------------------------------------------------------------------------------
+# every notebook's first code cell
+
+
+@pytest.mark.parametrize("path", book.notebooks(), ids=lambda p: p.stem)
+def test_first_code_cell_installs_if_needed_and_states_the_mode(path):
+    cells = nbformat.read(path, as_version=4).cells
+    first = next(c for c in cells if c.cell_type == "code")
+    assert book.INSTALL_TAG in first.metadata.get("tags", [])
+    assert f'describe_run("{path.name[:2]}")' in first.source
+    assert path.name[:2] in course.MINUTES, f"course.MINUTES has no expected minutes for {path.name}"
+
+
+def test_describe_run_states_size_device_minutes_and_how_to_switch(monkeypatch, capsys):
+    monkeypatch.delenv("UNIREP_SIZE", raising=False)
+    monkeypatch.delenv("UNIREP_BINDER", raising=False)
+    monkeypatch.setenv("UNIREP_DEVICE", "cpu")
+    monkeypatch.setenv("UNIREP_FAST", "1")
+    course.describe_run("09")
+    text = capsys.readouterr().out
+    assert "FAST run (size 'fast') on cpu" in text
+    assert "Expected: under a minute on 2 CPU cores" in text and "full about 3.3 hours" in text
+    assert 'os.environ["UNIREP_SIZE"] = "fast"' in text and "UNIREP_DEVICE" in text
+    monkeypatch.setenv("UNIREP_FAST", "0")  # no GPU: the CPU-sized run is the default
+    course.describe_run("06")
+    text = capsys.readouterr().out
+    assert "CPU-sized run (size 'cpu')" in text and "Expected: up to 4 min" in text and "full about 56 min" in text
+    monkeypatch.setenv("UNIREP_SIZE", "full")
+    course.describe_run("06")
+    assert "Expected: about 56 min on 2 CPU cores" in capsys.readouterr().out
+    monkeypatch.delenv("UNIREP_SIZE")
+    monkeypatch.setenv("UNIREP_FAST", "1")
+    monkeypatch.setenv("UNIREP_BINDER", "1")
+    course.describe_run("02")
+    assert "Binder runs the small course" in capsys.readouterr().out
+
+
+def test_binder_start_turns_fast_mode_on():
+    start = ROOT / "binder" / "start"
+    assert start.stat().st_mode & 0o111, "binder/start must be executable"
+    run = subprocess.run([str(start), "sh", "-c", "echo $UNIREP_FAST $UNIREP_BINDER"], capture_output=True,
+                         text=True, env={"PATH": "/usr/bin:/bin"})
+    assert run.stdout.split() == ["1", "1"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# one place for where the course lives
+
+
+def test_setup_cells_are_generated_from_the_one_setting(tmp_path):
+    """`python -m unirep_lite.book colab` would change nothing: badges and setup cells match pyproject.toml."""
+    for path in book.notebooks():
+        copy = tmp_path / path.name
+        shutil.copy2(path, copy)
+        assert book.add_colab_cells(copy) is False, f"{path.name}: run `python -m unirep_lite.book colab`"
+        assert copy.read_text() == path.read_text()
+
+
+def test_no_other_repository_url_is_written_anywhere():
+    url, branch = book.repository()
+    owner_repo = url.removeprefix("https://github.com/")
+    files = subprocess.check_output(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                                    cwd=ROOT, text=True).split()
+    for name in files:
+        if name == "pyproject.toml" or not (ROOT / name).is_file() or name.endswith((".json", ".lock")):
+            continue
+        try:
+            text = (ROOT / name).read_text()
+        except UnicodeDecodeError:
+            continue
+        # this project's repository, in a link, a badge or an install spec: only the configured one
+        for hit in re.findall(r"github\.com/([\w.-]+/unirep[_-]lite)\b|colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)", text):
+            hit = hit[0] or hit[1]
+            assert hit == owner_repo, f"{name} names {hit}; the repository is set once, in pyproject.toml"
+        for spec in re.findall(r"git\+(https://github\.com/[\w.-]+/[\w.-]+?)(?:\.git)?@([\w.-]+)", text):
+            assert spec == (url, branch), f"{name} has its own install spec {spec}"
+
+
+def test_setup_cell_pins_match_constraints():
+    pins = book.colab_pins()
+    constraints = dict(line.lower().split("==") for line in (ROOT / "constraints.txt").read_text().split() if "==" in line)
+    assert pins and all(constraints[k.lower().replace("_", "-")] == v for k, v in pins.items())
+    assert not {"torch", "torchvision", "torchaudio", "jupyterlab"} & set(pins)  # Colab's own are kept
+    source = json.dumps(book.colab_cells("01_x.ipynb")[1].source)
+    assert all(f'\\"{k}\\": \\"{v}\\"' in source for k, v in pins.items())
