@@ -48,7 +48,7 @@ class Setup:
 
 def setup(fast: bool | None = None, **overrides) -> Setup:
     """FAST (2 CPU cores, a few minutes) or the full run (written for a GPU), with overrides."""
-    base = Setup(n_train=2400, n_test=1000, epochs=3, seeds=(0, 1, 2), erf_images=8) if resolve_fast(fast) \
+    base = Setup(n_train=3000, n_test=1000, epochs=4, seeds=(0, 1, 2), erf_images=8) if resolve_fast(fast) \
         else Setup()
     return replace(base, **overrides)
 

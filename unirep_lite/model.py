@@ -190,7 +190,8 @@ def create_model(
     `lk_size=K` replaces every 13x13 kernel by KxK (the paper's kernel-size study, everything else
     the same); `kernel_sizes=`, `depths=`, `dims=`, `drop_path_rate=`, `layer_scale_init_value=`
     override the table; `branches=(ks, rs)` gives every Dilated Reparam Block these branches instead
-    of the authors' (`((), ())`: the KxK conv alone, the paper's Table 2 ablation). `pretrained=` is the path of one of the authors' `.pth` files (no download).
+    of the authors' (`((), ())`: the KxK conv alone, the paper's Table 2 ablation). `pretrained=` is
+    the path of one of the authors' `.pth` files (no download).
     """
     key = name.lower().removeprefix("unireplknet_")
     if key not in VARIANTS:
