@@ -67,6 +67,7 @@ class UniRepLKNet(nn.Module):
         layer_scale_init_value: float | None = 1e-6,
         head_init_scale: float = 1.0,
         deploy: bool = False,
+        branches: tuple[Sequence[int], Sequence[int]] | None = None,
     ):
         super().__init__()
         depths, dims = tuple(depths), tuple(dims)
@@ -103,7 +104,8 @@ class UniRepLKNet(nn.Module):
             start = sum(depths[:i])
             self.stages.append(nn.Sequential(*[
                 UniRepLKNetBlock(dims[i], kernel_sizes[i][j], drop_path=rates[start + j],
-                                 layer_scale_init_value=layer_scale_init_value, deploy=deploy)
+                                 layer_scale_init_value=layer_scale_init_value, deploy=deploy,
+                                 branches=branches if kernel_sizes[i][j] >= 7 else None)
                 for j in range(depths[i])
             ]))
 
@@ -187,7 +189,9 @@ def create_model(
 
     `lk_size=K` replaces every 13x13 kernel by KxK (the paper's kernel-size study, everything else
     the same); `kernel_sizes=`, `depths=`, `dims=`, `drop_path_rate=`, `layer_scale_init_value=`
-    override the table. `pretrained=` is the path of one of the authors' `.pth` files (no download).
+    override the table; `branches=(ks, rs)` gives every Dilated Reparam Block these branches instead
+    of the authors' (`((), ())`: the KxK conv alone, the paper's Table 2 ablation). `pretrained=` is
+    the path of one of the authors' `.pth` files (no download).
     """
     key = name.lower().removeprefix("unireplknet_")
     if key not in VARIANTS:

@@ -1,0 +1,73 @@
+"""The central experiment's pieces: the arms differ in one thing each, and a tiny run goes end to end."""
+import json
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+import unirep_lite
+from unirep_lite import lesson
+from unirep_lite.blocks import DilatedReparamBlock
+from unirep_lite.stats import count_macs, count_params
+
+matplotlib.use("Agg")
+
+
+def test_setups():
+    fast, full = lesson.setup(fast=True), lesson.setup(fast=False)
+    assert len(fast.seeds) >= 3 and len(full.seeds) >= len(fast.seeds)
+    assert full.n_train > fast.n_train and full.epochs > fast.epochs
+    assert lesson.setup(fast=True, epochs=7).epochs == 7
+    assert (fast.erf_size // 32) % 2 == 1  # stage 4 has a centre cell
+    with pytest.raises(ValueError, match="unknown arm"):
+        lesson.arm("K=99")
+
+
+def test_arms_differ_in_one_thing(one_thread):
+    s = lesson.setup(fast=True)
+    models = {a.name: a.build(s) for a in lesson.ARMS}
+    k13 = models["K=13"]
+    blocks = [m for m in k13.modules() if isinstance(m, DilatedReparamBlock)]
+    assert blocks and all(b.ks == (5, 7, 3, 3, 3) for b in blocks)           # the authors' branches
+    plain = [m for m in models["K=13, no dilated branches"].modules() if isinstance(m, DilatedReparamBlock)]
+    assert len(plain) == len(blocks) and all(b.ks == () and b.K == 13 for b in plain)
+    assert not any(isinstance(m, DilatedReparamBlock) for m in models["K=3"].modules())
+    # wide vs deep: the deeper K=3 model has about the cost of the shallow K=13 one
+    deep = models["K=3, deeper"]
+    assert sum(deep.depths) > sum(k13.depths)
+    assert abs(count_params(deep) / count_params(k13) - 1) < 0.1
+    assert abs(count_macs(deep, s.size) / count_macs(k13, s.size) - 1) < 0.3
+
+
+def test_branches_option_reparameterizes_exactly(one_thread):
+    torch.manual_seed(0)
+    model = unirep_lite.create_model("unireplknet_a", num_classes=2, in_chans=1, depths=(1, 1, 1, 1),
+                                     dims=(8, 16, 16, 16), branches=lesson.NO_DILATION).eval()
+    x = torch.randn(2, 1, 32, 32)
+    assert torch.allclose(unirep_lite.reparameterize(model)(x), model(x), atol=1e-5)
+
+
+def test_tiny_run_end_to_end(one_thread):
+    s = lesson.setup(fast=True, size=32, distances=(6, 12), n_train=64, n_test=40, epochs=1, seeds=(0, 1),
+                     dims=(8, 16, 16, 16), erf_size=32, erf_images=2)
+    arms = [lesson.arm("K=3"), lesson.arm("K=13")]
+    res = lesson.run(s, arms, progress=False)
+    assert res.arms() == ["K=3", "K=13"] and len(res.runs) == 4
+    acc = res.accuracies("K=13")
+    assert acc.shape == (2, 2) and ((0 <= acc) & (acc <= 1)).all()
+    rows = res.table()
+    assert [r["arm"] for r in rows] == ["K=3", "K=13"] and "d=12" in rows[0]
+    cmp = res.compare_far("K=13", "K=3")
+    assert cmp["gap"] == pytest.approx(res.far("K=13").mean() - res.far("K=3").mean())
+    json.dumps(res.to_dict())  # JSON-ready
+    images = lesson.erf_inputs(s)
+    erfs = lesson.trained_erfs(res, images)
+    assert [len(v) for v in erfs.values()] == [2, 2]
+    maps = {k: lesson.mean_erf_map(v) for k, v in erfs.items()}
+    assert all(m.shape == (32, 32) and np.isclose(m.sum(), 1) for m in maps.values())
+    ratios = {k: float(np.mean([e.area_ratios()[0.5] for e in v])) for k, v in erfs.items()}
+    lesson.plot_erf_overlays(maps, images[0], ratios)
+    lesson.plot_accuracy(res)
+    with pytest.raises(ValueError, match="no runs"):
+        res.accuracies("K=7")

@@ -1,0 +1,268 @@
+"""The course's central experiment: when does a large kernel win? Accuracy against distance.
+
+The task (`unirep_lite.data.reach`) asks whether two dots `d` pixels apart are joined by a line; no
+patch smaller than `d` tells. We train small UniRepLKNets that differ in one thing at a time ("arms"):
+
+* kernel size K = 3, 7, 13 at equal depth (one block per stage);
+* the paper's Dilated Reparam Block (K = 13 with its dilated branches) against the same 13 x 13
+  kernel without them (paper Table 2);
+* "wide vs deep": the shallow K = 13 model against a K = 3 model made deeper to about the same
+  parameters and MACs.
+
+Each arm is trained from several seeds on the same data; we score it on held-out images per
+distance, and measure the effective receptive field (`unirep_lite.erf`) of the trained models on
+the task's own inputs. `setup(fast)` sizes it: FAST for 2 CPU cores (minutes), the default for a GPU.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .data import reach
+from .env import resolve_fast, seed_everything
+
+NO_DILATION = ((), ())  # `branches=` for a Dilated Reparam Block without its dilated branches
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Data, model and schedule shared by every arm."""
+    size: int = 64                                   # images are size x size, one channel
+    distances: tuple[int, ...] = (6, 12, 18, 24, 30)  # dot-to-dot distances (pixels), the knob
+    n_train: int = 20000
+    n_test: int = 2000
+    dims: tuple[int, int, int, int] = (16, 32, 64, 128)
+    epochs: int = 15
+    batch_size: int = 32
+    lr: float = 1e-3
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    layer_scale: float = 1.0      # blocks start active (1e-6 would make each an identity at first)
+    erf_size: int = 96            # ERF inputs: stage 4 is then 3 x 3, so its centre is the image's
+    erf_images: int = 16
+
+
+def setup(fast: bool | None = None, **overrides) -> Setup:
+    """FAST (2 CPU cores, a few minutes) or the full run (written for a GPU), with overrides."""
+    base = Setup(n_train=3000, n_test=1000, epochs=4, seeds=(0, 1, 2), erf_images=8) if resolve_fast(fast) \
+        else Setup()
+    return replace(base, **overrides)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One model design: its kernel size, blocks per stage and Dilated Reparam branches."""
+    name: str
+    lk_size: int
+    depths: tuple[int, int, int, int] = (1, 1, 1, 1)
+    branches: tuple | None = None    # None: the authors' branches for this K; NO_DILATION: none
+
+    def build(self, s: Setup) -> nn.Module:
+        from .model import create_model
+
+        extra = {} if self.branches is None else {"branches": self.branches}
+        return create_model("unireplknet_a", num_classes=2, in_chans=1, depths=self.depths, dims=s.dims,
+                            lk_size=self.lk_size, layer_scale_init_value=s.layer_scale, **extra)
+
+
+ARMS = (
+    Arm("K=3", 3),
+    Arm("K=7", 7),
+    Arm("K=13", 13),
+    Arm("K=13, no dilated branches", 13, branches=NO_DILATION),
+    Arm("K=3, deeper", 3, depths=(1, 2, 2, 1)),   # ~ the parameters and MACs of K=13 (checked in tests)
+)
+
+
+def arm(name: str) -> Arm:
+    for a in ARMS:
+        if a.name == name:
+            return a
+    raise ValueError(f"unknown arm {name!r}: expected one of {[a.name for a in ARMS]}")
+
+
+def make_data(s: Setup) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
+    """Train and test splits (images, labels, distances), from different seeds: no image is shared."""
+    return {"train": reach.make(s.n_train, s.size, s.distances, seed=1000),
+            "test": reach.make(s.n_test, s.size, s.distances, seed=2000)}
+
+
+def accuracy_by_distance(model: nn.Module, x: Tensor, y: Tensor, d: Tensor,
+                         distances: Sequence[int]) -> list[float]:
+    """Held-out accuracy of `model` at each distance."""
+    from .train import evaluate
+
+    pred = evaluate(model, (x, y), return_predictions=True)["predictions"]
+    return [(pred[d == v] == y[d == v]).float().mean().item() for v in distances]
+
+
+@dataclass
+class Run:
+    arm: str
+    seed: int
+    accuracy: list[float]            # per distance of the setup
+    params: int
+    macs: int
+    seconds: float
+    model: nn.Module | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "model"}
+
+
+def train_arm(a: Arm, s: Setup, seed: int, data: dict) -> Run:
+    """Train one arm from one seed and score it per distance."""
+    from .stats import count_macs, count_params
+    from .train import TrainConfig, fit
+
+    seed_everything(seed)
+    model = a.build(s)
+    params, macs = count_params(model), count_macs(model, s.size)
+    start = time.perf_counter()
+    xtr, ytr, _ = data["train"]
+    cfg = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=seed, label_smoothing=0.0,
+                      warmup_fraction=0.1, progress=False, reparameterize=False)
+    model = fit(model, (xtr, ytr), None, cfg).model
+    acc = accuracy_by_distance(model, *data["test"], s.distances)
+    return Run(a.name, seed, acc, params, macs, time.perf_counter() - start, model)
+
+
+@dataclass
+class Results:
+    setup: Setup
+    runs: list[Run]
+    seconds: float = 0.0
+
+    def arms(self) -> list[str]:
+        return list(dict.fromkeys(r.arm for r in self.runs))
+
+    def accuracies(self, arm_name: str) -> np.ndarray:
+        """(seeds, distances) accuracies of one arm."""
+        rows = [r.accuracy for r in self.runs if r.arm == arm_name]
+        if not rows:
+            raise ValueError(f"no runs of arm {arm_name!r}; have {self.arms()}")
+        return np.array(rows)
+
+    def far(self, arm_name: str) -> np.ndarray:
+        """Accuracy of each seed at the largest distance."""
+        return self.accuracies(arm_name)[:, -1]
+
+    def table(self) -> list[dict]:
+        """One row per arm: mean accuracy per distance (min-max over seeds), parameters, MACs."""
+        rows = []
+        for name in self.arms():
+            acc = self.accuracies(name)
+            run = next(r for r in self.runs if r.arm == name)
+            row = {"arm": name}
+            for j, dist in enumerate(self.setup.distances):
+                row[f"d={dist}"] = f"{100 * acc[:, j].mean():.0f} ({100 * acc[:, j].min():.0f}-{100 * acc[:, j].max():.0f})"
+            row.update({"params (k)": round(run.params / 1e3), "MACs (M)": round(run.macs / 1e6, 1),
+                        "s/run": round(np.mean([r.seconds for r in self.runs if r.arm == name]), 1)})
+            rows.append(row)
+        return rows
+
+    def compare_far(self, a: str, b: str) -> dict:
+        """Far-end comparison of arm a against arm b: mean gap and the seed spread it must beat."""
+        fa, fb = self.far(a), self.far(b)
+        gap = fa.mean() - fb.mean()
+        spread = max(np.ptp(fa), np.ptp(fb))
+        return {"a": a, "b": b, "mean_a": fa.mean(), "mean_b": fb.mean(), "gap": gap, "spread": spread,
+                "robust": bool(gap > spread and fa.min() > fb.max())}
+
+    def to_dict(self) -> dict:
+        return {"setup": asdict(self.setup), "runs": [r.to_dict() for r in self.runs], "seconds": self.seconds}
+
+
+def run(s: Setup | None = None, arms: Sequence[Arm] = ARMS, progress: bool = True,
+        keep_models: bool = True) -> Results:
+    """Train every arm from every seed of the setup (same data for all) and collect the scores."""
+    s = s or setup()
+    start = time.perf_counter()
+    data = make_data(s)
+    runs = []
+    for a in arms:
+        for seed in s.seeds:
+            r = train_arm(a, s, seed, data)
+            if not keep_models:
+                r.model = None
+            runs.append(r)
+            if progress:
+                accs = " ".join(f"{100 * v:3.0f}" for v in r.accuracy)
+                print(f"{a.name:26s} seed {seed}: accuracy % by distance {accs}  ({r.seconds:.0f} s)", flush=True)
+    return Results(s, runs, time.perf_counter() - start)
+
+
+# ------------------------------------------------------------------------------------ ERFs
+
+def erf_inputs(s: Setup, n: int | None = None, seed: int = 3000) -> Tensor:
+    """Task images at the ERF size (an odd number of stage-4 cells, so the centre is the image's)."""
+    return reach.make(n or s.erf_images, s.erf_size, s.distances, seed=seed)[0]
+
+
+def trained_erfs(results: Results, images: Tensor, stage: int = -1) -> dict[str, list]:
+    """ERF (`unirep_lite.erf.compute_erf`) of every trained model, per arm, in seed order."""
+    from .erf import compute_erf
+
+    out: dict[str, list] = {}
+    for r in results.runs:
+        if r.model is None:
+            raise ValueError("these results kept no models: run(..., keep_models=True)")
+        out.setdefault(r.arm, []).append(
+            compute_erf(r.model, images, stage=stage, progress=False, label=f"{r.arm} (seed {r.seed})"))
+    return out
+
+
+def mean_erf_map(erfs: Sequence) -> np.ndarray:
+    """The average of several ERFs' raw maps, each normalised to sum 1 first (seeds weigh the same)."""
+    return np.mean([e.raw / e.raw.sum() for e in erfs], axis=0)
+
+
+# ------------------------------------------------------------------------------------ plots
+
+def plot_accuracy(results: Results, arms: Sequence[str] | None = None, ax=None, title: str | None = None):
+    """Accuracy against distance, one line per arm: mean over seeds, band = min to max, dots = seeds."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.6))
+    d = np.array(results.setup.distances)
+    for name in arms or results.arms():
+        acc = 100 * results.accuracies(name)
+        line, = ax.plot(d, acc.mean(0), "o-", label=name)
+        ax.fill_between(d, acc.min(0), acc.max(0), color=line.get_color(), alpha=0.15)
+        for row in acc:
+            ax.plot(d, row, ".", color=line.get_color(), ms=3, alpha=0.6)
+    ax.axhline(50, color="black", lw=0.8, ls="--")
+    ax.set(xlabel="distance between the dots (pixels)", ylabel="test accuracy (%)", ylim=(40, 101),
+           xticks=d, title=title or f"{len(results.setup.seeds)} seeds: line = mean, band = min-max")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_erf_overlays(maps: dict[str, np.ndarray], image: Tensor, ratios: dict[str, float],
+                      threshold: float = 0.5, decades: float = 3.0):
+    """Each arm's ERF over one task image (decades below its peak), with the centred square whose
+    area ratio is `ratios[arm]` (e.g. the mean over seeds at t = `threshold`)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from .erf import scale_decades
+
+    fig, axes = plt.subplots(1, len(maps), figsize=(2.6 * len(maps), 2.9), squeeze=False)
+    img = image.squeeze().numpy()
+    for ax, (name, m) in zip(axes[0], maps.items()):
+        ax.imshow(img, cmap="gray", vmin=0, vmax=1)
+        heat = scale_decades(m, decades)
+        ax.imshow(np.ma.masked_less_equal(heat, 0), cmap="inferno", alpha=0.65, vmin=0, vmax=1)
+        h, w = m.shape
+        side = np.sqrt(ratios[name] * h * w)
+        ax.add_patch(Rectangle((w // 2 - side / 2, h // 2 - side / 2), side, side, fill=False, ec="cyan", lw=1.5))
+        ax.set_title(f"{name}\narea ratio (t={threshold}): {ratios[name]:.3f}", fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
