@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 
@@ -36,6 +35,27 @@ def summary(result, seconds: float, fast: bool) -> dict:
     }
 
 
+def check_arguments(parser: argparse.ArgumentParser, args) -> None:
+    """Reject a bad variant, kernel size, epoch count or JSON path before anything is loaded."""
+    from ..blocks import UniRepLKNetBlock
+    from ..model import VARIANTS, list_models
+    from ..paths import check_output_path
+
+    if args.variant.lower().removeprefix("unireplknet_") not in VARIANTS:
+        parser.error(f"--variant: expected one of {', '.join(list_models())}, got {args.variant!r}")
+    try:
+        UniRepLKNetBlock(4, args.lk_size)  # one tiny block: the model's own kernel-size checks
+    except ValueError as e:
+        parser.error(f"--lk-size {args.lk_size}: {e}")
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs: expected a positive number of epochs, got {args.epochs}")
+    if args.json:
+        try:
+            check_output_path(args.json, "--json")
+        except ValueError as e:
+            parser.error(str(e))
+
+
 def main(argv=None) -> dict | None:
     p = argparse.ArgumentParser(prog="python -m unirep_lite.recipes", description=__doc__.split("\n\n")[0])
     p.add_argument("name", help=f"a recipe ({', '.join(MODULES)}) or 'list'")
@@ -53,8 +73,7 @@ def main(argv=None) -> dict | None:
         return None
     if args.name not in MODULES:
         p.error(f"unknown recipe {args.name!r}: expected one of {', '.join(MODULES)} or 'list'")
-    if args.json and not Path(args.json).resolve().parent.is_dir():  # fail now, not after an hour of training
-        p.error(f"--json {args.json}: the folder {Path(args.json).resolve().parent} does not exist")
+    check_arguments(p, args)  # now, before the data loads and an hour of training
     fast = args.fast or fast_mode()
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
     start = time.perf_counter()
