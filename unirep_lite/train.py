@@ -43,10 +43,12 @@ from .checkpoint import (
     DEPLOY_FORMAT,
     TRAIN_FORMAT,
     atomic_save,
+    state_dict_digest,
     load_training_state,
     save_training_state,
 )
 from .env import default_device, seed_everything
+from .paths import check_output_path
 from .model import reparameterize
 from .plots import plot_history
 
@@ -85,11 +87,18 @@ class TrainConfig:
     checkpoint_path: Optional[str] = None  # saved (atomically) after every epoch when set
     reparameterize: Optional[bool] = None  # None = yes for UniRepLKNet models (or a given fn)
     deploy_path: Optional[str] = None      # None = "<checkpoint stem>.deploy.pt" if checkpointing
+    overwrite: bool = False                # replace an existing checkpoint/deploy file (else resume_from it)
 
     def __post_init__(self):
+        for name in ("lr", "min_lr", "weight_decay", "warmup_fraction", "label_smoothing", "mixup_alpha"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number, got {v!r}")
+        if self.grad_clip is not None and not math.isfinite(self.grad_clip):
+            raise ValueError(f"grad_clip must be a finite number or None, got {self.grad_clip!r}")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
-        if self.batch_size < 1:
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
         if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
             raise ValueError(f"expected 0 <= min_lr <= lr and lr > 0, got lr={self.lr}, min_lr={self.min_lr}")
@@ -195,7 +204,7 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def make_loader(data, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0,
-                drop_last: bool = False) -> DataLoader:
+                drop_last: bool = False, what: str = "data") -> DataLoader:
     """A DataLoader from a DataLoader (returned as is), a Dataset, or a tuple (inputs, targets) of tensors."""
     if isinstance(data, DataLoader):
         return data
@@ -207,6 +216,8 @@ def make_loader(data, batch_size: int, shuffle: bool, seed: int = 0, num_workers
     if not isinstance(data, Dataset):
         raise ValueError("expected a DataLoader, a Dataset, or a tuple (inputs, targets) of tensors, "
                          f"got {type(data).__name__}")
+    if hasattr(data, "__len__") and len(data) == 0:
+        raise ValueError(f"the {what} is empty (a {type(data).__name__} of length 0)")
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                       num_workers=num_workers, worker_init_fn=_seed_worker, generator=generator,
@@ -260,9 +271,21 @@ def _loss(out: Tensor, y: Tensor, task: str, label_smoothing: float = 0.0) -> Te
     if task == "classification":
         if out.dim() != 2:
             raise ValueError(f"classification expects logits of shape (B, num_classes), got {tuple(out.shape)}")
+        _check_labels(y, out.shape[1])
         return F.cross_entropy(out, y, label_smoothing=label_smoothing)
     _check_same_shape(out, y)
     return F.mse_loss(out, y.float())
+
+
+def _check_labels(y: Tensor, num_classes: int) -> None:
+    # cross_entropy would skip -100 ("ignore") silently, and an all-ignored batch gives NaN
+    if y.dtype.is_floating_point or y.dim() != 1:
+        raise ValueError(f"classification expects integer class labels of shape (B,), got {y.dtype} "
+                         f"of shape {tuple(y.shape)}")
+    lo, hi = y.aminmax()
+    if lo.item() < 0 or hi.item() >= num_classes:
+        raise ValueError(f"class labels must be in [0, {num_classes}) for a model with {num_classes} outputs, "
+                         f"got labels from {lo.item()} to {hi.item()} (-100 'ignore' labels are not supported)")
 
 
 @torch.no_grad()
@@ -302,12 +325,19 @@ def evaluate(model: nn.Module, data, task: str = "classification", *, device=Non
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     out, y = predict(model, data, device=device, batch_size=batch_size, amp=amp, channels_last=channels_last)
-    result: dict[str, Any] = {"loss": _loss(out, y, task).item(), "n": len(y)}
+    bad = int((~torch.isfinite(out)).flatten(1).any(1).sum()) if out.dim() > 1 else int((~torch.isfinite(out)).sum())
+    result: dict[str, Any] = {"loss": _loss(out, y, task).item(), "n": len(y), "nonfinite": bad}
     if task == "classification":
         pred = out.argmax(dim=1)
         result["accuracy"] = (pred == y).float().mean().item()
     else:
         result.update(regression_metrics(out, y))
+    if bad:  # no metric next to a NaN loss as if it meant something
+        for k in ("accuracy", "mse", "mae"):
+            if k in result:
+                result[k] = float("nan")
+        warnings.warn(f"{bad} of {len(y)} samples got NaN/inf outputs: the model is broken (loss "
+                      f"{result['loss']}); metrics are reported as NaN", RuntimeWarning, stacklevel=2)
     if return_predictions:
         result.update(outputs=out, targets=y)
         if task == "classification":
@@ -345,12 +375,17 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"config.device is {cfg.device!r} but no CUDA GPU is available; use None (automatic) or 'cpu'")
     task = cfg.task
+    ckpt_path, deploy_path = _check_outputs(cfg, resume_from)  # now, not after the first epoch
+    _check_finite_model(model, "before training")
     seed_everything(cfg.seed)
 
     train_loader = make_loader(train_data, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                               num_workers=cfg.num_workers, drop_last=_drop_last(train_data, cfg.batch_size))
+                               num_workers=cfg.num_workers, drop_last=_drop_last(train_data, cfg.batch_size),
+                               what="training data")
     val_loader = None if val_data is None else make_loader(val_data, cfg.batch_size, shuffle=False,
-                                                           num_workers=cfg.num_workers)
+                                                           num_workers=cfg.num_workers, what="validation data")
+    if val_loader is not None and _length(val_loader) == 0:
+        raise ValueError("the validation data gives no batches; pass val_data=None to train without validation")
     try:
         steps_per_epoch = len(train_loader)
     except TypeError:
@@ -381,7 +416,6 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
         start_epoch, step = state["epoch"], state["step"]
         history = History.from_dict(state["history"])
 
-    ckpt_path = Path(cfg.checkpoint_path) if cfg.checkpoint_path else None
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     bar = _progress(cfg.progress, total=end_epoch * steps_per_epoch, initial=step)
     try:
@@ -422,11 +456,43 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
         check_data = val_loader if val_loader is not None else train_loader  # any data will do
         result.deploy_model, result.deploy_check = _deploy(model, reparameterize_fn or reparameterize,
                                                            check_data, task, device)
-        deploy_path = cfg.deploy_path or (ckpt_path.with_name(ckpt_path.stem + ".deploy.pt") if ckpt_path else None)
         if deploy_path is not None:
-            result.deploy_path = atomic_save({"format": DEPLOY_FORMAT,
-                                              "model": result.deploy_model.state_dict()}, deploy_path)
+            sd = result.deploy_model.state_dict()
+            result.deploy_path = atomic_save({"format": DEPLOY_FORMAT, "model": sd,
+                                              "model_sha256": state_dict_digest(sd)}, deploy_path)
     return result
+
+
+def _check_outputs(cfg: TrainConfig, resume_from) -> tuple[Optional[Path], Optional[Path]]:
+    """The checkpoint and deploy paths, checked before any work: writable, and an existing file
+    only replaced when this run resumes from it or `overwrite=True` says so."""
+    ckpt = Path(cfg.checkpoint_path) if cfg.checkpoint_path else None
+    deploy = Path(cfg.deploy_path) if cfg.deploy_path else (
+        ckpt.with_name(ckpt.stem + ".deploy.pt") if ckpt else None)
+    for what, path in (("checkpoint_path", ckpt), ("deploy_path", deploy)):
+        if path is None:
+            continue
+        check_output_path(path, f"config.{what}", make_parents=True)
+        if path.exists() and not cfg.overwrite and resume_from is None:
+            raise FileExistsError(f"config.{what} {path} already exists (an earlier run's); pass "
+                                  f"resume_from={str(ckpt or path)!r} to continue that run, or "
+                                  "TrainConfig(overwrite=True) to replace it")
+    return ckpt, deploy
+
+
+def _check_finite_model(model: nn.Module, when: str) -> None:
+    bad = [n for n, t in list(model.named_parameters()) + list(model.named_buffers())
+           if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise FloatingPointError(f"the model has NaN/inf values {when}: {', '.join(bad[:5])}"
+                                 + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""))
+
+
+def _length(loader) -> Optional[int]:
+    try:
+        return len(loader)
+    except TypeError:
+        return None
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -449,9 +515,18 @@ def _train_epoch(model, loader, optimizer, scheduler, scaler, amp_dtype, cfg: Tr
     model.train()
     task, smoothing = cfg.task, (cfg.label_smoothing if cfg.task == "classification" else 0.0)
     loss_sum, n_seen = 0.0, 0
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    state = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
+    last_good = [t.detach().clone() for t in state]  # the model after the last good step
     for batch in loader:
         x, y = _split_batch(batch)
+        if has_bn and _batch_size(x) < 2:
+            raise ValueError(f"a training batch of {_batch_size(x)} sample (step {len(history.step_loss) + 1}): "
+                             "BatchNorm in training needs at least 2; use more data, another batch_size, "
+                             "or a loader with drop_last=True")
         x, y = _to_device(x, device, cfg.channels_last), y.to(device, non_blocking=True)
+        with torch.no_grad():
+            torch._foreach_copy_(last_good, state)
         with _autocast(device, amp_dtype):
             if cfg.mixup_alpha > 0:
                 lam = float(np.random.beta(cfg.mixup_alpha, cfg.mixup_alpha))
@@ -461,22 +536,37 @@ def _train_epoch(model, loader, optimizer, scheduler, scaler, amp_dtype, cfg: Tr
                 loss = lam * _loss(out, y, task, smoothing) + (1 - lam) * _loss(out, y[perm], task, smoothing)
             else:
                 loss = _loss(model(x), y, task, smoothing)
+        step_no = len(history.step_loss) + 1
+
+        def stop(what: str):  # nothing of this step stays in the model: back to the last good step
+            with torch.no_grad():
+                torch._foreach_copy_(state, last_good)
+            return FloatingPointError(f"{what} at step {step_no} (epoch {epoch + 1}); the step was not applied "
+                                      "and the model is as it was after the last good step; try a lower lr, "
+                                      "grad_clip, or check the data for NaN/inf")
+
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise stop(f"the training loss became {loss_value}")
         history.step_lr.append(optimizer.param_groups[0]["lr"])
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        if cfg.grad_clip is not None:
+        if cfg.grad_clip is not None or not scaler.is_enabled():
             scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            # max_norm=inf only measures; fp16 loss scaling skips non-finite steps by itself
+            norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
+            if not scaler.is_enabled() and not torch.isfinite(norm):
+                raise stop(f"the gradient norm became {norm.item()}")
         scaler.step(optimizer)
         scaler.update()
         with warnings.catch_warnings():
             # fp16 may skip a step on overflow; the schedule still advances, on purpose.
             warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
             scheduler.step()
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"the training loss became {loss_value} at step {len(history.step_loss) + 1}"
-                                     f" (epoch {epoch + 1}); try a lower lr or grad_clip")
+        with torch.no_grad():
+            finite = bool(torch.isfinite(torch.stack(torch._foreach_norm(state, float("inf")))).all())
+        if not finite:
+            raise stop("the parameters became NaN/inf after the update")
         history.step_loss.append(loss_value)
         bs = _batch_size(x)
         loss_sum, n_seen = loss_sum + loss_value * bs, n_seen + bs
@@ -548,12 +638,18 @@ def _deploy(model: nn.Module, reparameterize_fn, loader: DataLoader, task: str,
         x = _to_device(x, device, channels_last=False)
         ref, out = model(x).float(), deploy_model(x).float()
         n += len(ref)
-        max_abs_diff = max(max_abs_diff, (out - ref).abs().max().item())
+        diff = (out - ref).abs().max().item()
+        if not (torch.isfinite(ref).all() and torch.isfinite(out).all()):
+            diff = float("nan")  # max() would drop a NaN: keep it, it fails the check below
+        max_abs_diff = float("nan") if math.isnan(diff) or math.isnan(max_abs_diff) else max(max_abs_diff, diff)
         scale = max(scale, ref.abs().max().item())
         if task == "classification":
             agree += (out.argmax(1) == ref.argmax(1)).sum().item()
     check = {"n": n, "max_abs_diff": max_abs_diff}
-    if task == "classification":
+    if math.isnan(max_abs_diff):
+        check["agreement"] = agree / n if task == "classification" else None
+        ok = False
+    elif task == "classification":
         check["agreement"] = agree / n
         ok = agree == n
     else:
