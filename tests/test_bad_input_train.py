@@ -114,7 +114,7 @@ def test_existing_checkpoint_needs_resume_or_overwrite(tmp_path, one_thread):
     with pytest.raises(FileExistsError, match="run.pt already exists.*resume_from=.*overwrite=True"):
         fit(mlp(), (x, y), config=dataclasses.replace(cfg, epochs=1))
     assert read_checkpoint(tmp_path / "run.pt")["epoch"] == saved == 2
-    fit(mlp(), (x, y), config=dataclasses.replace(cfg, epochs=1, overwrite=True))
+    fit(mlp(), (x, y), config=dataclasses.replace(cfg, overwrite=True), stop_after=1)
     assert read_checkpoint(tmp_path / "run.pt")["epoch"] == 1
     fit(mlp(), (x, y), config=cfg, resume_from=tmp_path / "run.pt")  # continuing the run is fine
     assert read_checkpoint(tmp_path / "run.pt")["epoch"] == 2
@@ -146,7 +146,7 @@ def test_bad_training_data_gets_our_errors(one_thread):
         fit(mlp(), (x, y), (x[:0], y[:0]), config=cfg)
     with pytest.raises(ValueError, match=r"class labels must be in \[0, 3\).*-100 'ignore' labels"):
         fit(mlp(), (x, torch.full_like(y, -100)), config=cfg)
-    with pytest.raises(ValueError, match=r"class labels must be in \[0, 3\).*from 0 to 7"):
+    with pytest.raises(ValueError, match=r"class labels must be in \[0, 3\).*from 1 to 7"):
         fit(mlp(), (x, y * 3 + 1), config=cfg)
 
 

@@ -72,7 +72,7 @@ def check_state_dict(model: nn.Module, sd: Mapping, strict: bool = True) -> dict
         raise ValueError(f"checkpoint does not match the model:\n{problems}")
     if not strict:
         sd = {k: v for k, v in sd.items() if k in expected and tuple(v.shape) == tuple(expected[k].shape)}
-        if not sd:
+        if not any(expected[k].is_floating_point() for k in sd):  # BatchNorm's step counters always fit
             raise ValueError(f"strict=False, but no tensor of the checkpoint matches the model in name and "
                              f"shape (0 of the model's {len(expected)} loaded): it is not this model's "
                              f"checkpoint\n{problems}")

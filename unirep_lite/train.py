@@ -513,10 +513,10 @@ def _train_epoch(model, loader, optimizer, scheduler, scaler, amp_dtype, cfg: Tr
                  history: History, bar, epoch: int) -> float:
     """One pass over the training data, one optimizer step per batch; returns the mean loss."""
     model.train()
-    task, smoothing = cfg.task, (cfg.label_smoothing if cfg.task == "classification" else 0.0)
     loss_sum, n_seen = 0.0, 0
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    state = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
+    state = list(model.parameters()) + list(model.buffers())  # BatchNorm statistics and counters too
+    floats = [t for t in state if t.is_floating_point()]
     last_good = [t.detach().clone() for t in state]  # the model after the last good step
     for batch in loader:
         x, y = _split_batch(batch)
@@ -527,46 +527,19 @@ def _train_epoch(model, loader, optimizer, scheduler, scaler, amp_dtype, cfg: Tr
         x, y = _to_device(x, device, cfg.channels_last), y.to(device, non_blocking=True)
         with torch.no_grad():
             torch._foreach_copy_(last_good, state)
-        with _autocast(device, amp_dtype):
-            if cfg.mixup_alpha > 0:
-                lam = float(np.random.beta(cfg.mixup_alpha, cfg.mixup_alpha))
-                perm = torch.randperm(len(y)).to(device)
-                out = model(mixup(x, lam, perm))
-                # Mixing the inputs mixes the targets: the loss is the same blend of both labels' losses.
-                loss = lam * _loss(out, y, task, smoothing) + (1 - lam) * _loss(out, y[perm], task, smoothing)
-            else:
-                loss = _loss(model(x), y, task, smoothing)
-        step_no = len(history.step_loss) + 1
-
-        def stop(what: str):  # nothing of this step stays in the model: back to the last good step
+        try:
+            loss_value = _train_step(model, x, y, optimizer, scheduler, scaler, amp_dtype, cfg, history, epoch)
+        except BaseException:  # nothing of a failed step stays in the model: back to the last good step
             with torch.no_grad():
                 torch._foreach_copy_(state, last_good)
-            return FloatingPointError(f"{what} at step {step_no} (epoch {epoch + 1}); the step was not applied "
-                                      "and the model is as it was after the last good step; try a lower lr, "
-                                      "grad_clip, or check the data for NaN/inf")
-
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise stop(f"the training loss became {loss_value}")
-        history.step_lr.append(optimizer.param_groups[0]["lr"])
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if cfg.grad_clip is not None or not scaler.is_enabled():
-            scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
-            # max_norm=inf only measures; fp16 loss scaling skips non-finite steps by itself
-            norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
-            if not scaler.is_enabled() and not torch.isfinite(norm):
-                raise stop(f"the gradient norm became {norm.item()}")
-        scaler.step(optimizer)
-        scaler.update()
-        with warnings.catch_warnings():
-            # fp16 may skip a step on overflow; the schedule still advances, on purpose.
-            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
-            scheduler.step()
+            raise
         with torch.no_grad():
-            finite = bool(torch.isfinite(torch.stack(torch._foreach_norm(state, float("inf")))).all())
+            finite = bool(torch.isfinite(torch.stack(torch._foreach_norm(floats, float("inf")))).all())
         if not finite:
-            raise stop("the parameters became NaN/inf after the update")
+            with torch.no_grad():
+                torch._foreach_copy_(state, last_good)
+            history.step_lr.pop()
+            raise _non_finite("the parameters became NaN/inf after the update", len(history.step_loss) + 1, epoch)
         history.step_loss.append(loss_value)
         bs = _batch_size(x)
         loss_sum, n_seen = loss_sum + loss_value * bs, n_seen + bs
@@ -574,6 +547,49 @@ def _train_epoch(model, loader, optimizer, scheduler, scaler, amp_dtype, cfg: Tr
             bar.update(1)
             bar.set_postfix(_postfix(epoch, cfg.epochs, loss_value, history), refresh=False)
     return loss_sum / n_seen
+
+
+def _non_finite(what: str, step: int, epoch: int) -> FloatingPointError:
+    return FloatingPointError(f"{what} at step {step} (epoch {epoch + 1}); the step was not applied and the "
+                              "model is as it was after the last good step; try a lower lr, grad_clip, or "
+                              "check the data for NaN/inf")
+
+
+def _train_step(model, x, y, optimizer, scheduler, scaler, amp_dtype, cfg: TrainConfig, history: History,
+                epoch: int) -> float:
+    """Forward, checks, backward, checks, update; returns the loss. Raises before the update on NaN/inf."""
+    device, task = y.device, cfg.task
+    smoothing = cfg.label_smoothing if task == "classification" else 0.0
+    step_no = len(history.step_loss) + 1
+    with _autocast(device, amp_dtype):
+        if cfg.mixup_alpha > 0:
+            lam = float(np.random.beta(cfg.mixup_alpha, cfg.mixup_alpha))
+            perm = torch.randperm(len(y)).to(device)
+            out = model(mixup(x, lam, perm))
+            # Mixing the inputs mixes the targets: the loss is the same blend of both labels' losses.
+            loss = lam * _loss(out, y, task, smoothing) + (1 - lam) * _loss(out, y[perm], task, smoothing)
+        else:
+            loss = _loss(model(x), y, task, smoothing)
+    loss_value = loss.item()
+    if not math.isfinite(loss_value):
+        raise _non_finite(f"the training loss became {loss_value}", step_no, epoch)
+    history.step_lr.append(optimizer.param_groups[0]["lr"])
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if cfg.grad_clip is not None or not scaler.is_enabled():
+        scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
+        # max_norm=inf only measures; fp16 loss scaling skips non-finite steps by itself
+        norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
+        if not scaler.is_enabled() and not torch.isfinite(norm):
+            history.step_lr.pop()
+            raise _non_finite(f"the gradient norm became {norm.item()}", step_no, epoch)
+    scaler.step(optimizer)
+    scaler.update()
+    with warnings.catch_warnings():
+        # fp16 may skip a step on overflow; the schedule still advances, on purpose.
+        warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
+        scheduler.step()
+    return loss_value
 
 
 def _drop_last(train_data, batch_size: int) -> bool:
