@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import numbers
 import os
 import random
 import re
@@ -92,7 +93,7 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("lr", "min_lr", "weight_decay", "warmup_fraction", "label_smoothing", "mixup_alpha"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
                 raise ValueError(f"{name} must be a finite number, got {v!r}")
         if self.grad_clip is not None and not math.isfinite(self.grad_clip):
             raise ValueError(f"grad_clip must be a finite number or None, got {self.grad_clip!r}")
