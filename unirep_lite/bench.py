@@ -37,6 +37,7 @@ from . import triton_dwconv
 from .data import images
 from .env import fast_mode, seed_everything
 from .model import create_model, reparameterize, set_fast_train, set_reference
+from .paths import check_output_path
 from .train import TrainConfig, evaluate, fit
 
 BASELINE = {"a": "convnextv2_atto", "f": "convnextv2_femto", "p": "convnextv2_pico", "n": "convnextv2_nano"}
@@ -348,9 +349,35 @@ def parse(argv=None):
     args.layouts = [s.strip() for s in args.layouts.split(",") if s.strip()]
     if not args.layouts or any(s not in ("nchw", "cl") for s in args.layouts):
         p.error(f"--layouts: expected a comma list of nchw and cl, got {args.layouts}")
-    args.train_res = [int(s) for s in args.train_res.split(",") if s.strip()]
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        args.train_res = [int(s) for s in args.train_res.split(",") if s.strip()]
+    except ValueError:
+        p.error(f"--train-res: expected a comma list of resolutions such as 32,64, got {args.train_res!r}")
+    for name in ("infer_res", "infer_batch", "train_batch", "repeats"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')}: expected a positive integer, got {value}")
+    if not args.train_res or min(args.train_res) < 1:
+        p.error(f"--train-res: expected positive resolutions such as 32,64, got {args.train_res}")
+    if args.warmup < 0 or args.min_time <= 0 or args.threads < 0:
+        p.error("--warmup and --threads must be >= 0 and --min-time > 0")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        p.error(f"--device: expected cpu, cuda, cuda:N or mps, got {args.device!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device is available here")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        p.error(f"--device {args.device}: there are only {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        p.error("--device mps: Apple's MPS backend is not available here")
+    if args.json:
+        try:
+            check_output_path(args.json, "--json")
+        except ValueError as e:  # now, not after the whole benchmark
+            p.error(str(e))
     if args.infer_batch is None:
         args.infer_batch = 128 if args.device.startswith("cuda") else 32
     if args.dwconv is None:
@@ -375,6 +402,8 @@ def main(argv=None) -> list[Row]:
           f"threads={args.threads or torch.get_num_threads()}  "
           f"rounds={args.repeats}  ({time.perf_counter() - start:.0f} s)")
     print(table(rows, args))
+    if rows and not any(r.ips for r in rows):
+        raise SystemExit(f"every benchmark failed on {args.device}: first error {rows[0].error}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump([asdict(r) | {"median": r.median} for r in rows], f, indent=1)

@@ -174,8 +174,9 @@ class GRN(nn.Module):
 class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over the channels of a (B, C, H, W) tensor ("channels_first")."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    def forward(self, x: Tensor) -> Tensor:  # F.layer_norm, not super().forward: TorchScript can compile it
+        return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
+                            self.eps).permute(0, 3, 1, 2)
 
 
 class NCHWtoNHWC(nn.Module):
@@ -224,7 +225,7 @@ class UniRepLKNetBlock(nn.Module):
                  layer_scale_init_value: float | None = 1e-6, deploy: bool = False,
                  branches: tuple[Sequence[int], Sequence[int]] | None = None, ffn_factor: int = 4):
         super().__init__()
-        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        if not isinstance(kernel_size, int) or isinstance(kernel_size, bool) or kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"block kernel size must be a positive odd integer, got {kernel_size!r}")
         self.deploy = deploy
         self.kernel_size = kernel_size

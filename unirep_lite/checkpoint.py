@@ -72,7 +72,36 @@ def check_state_dict(model: nn.Module, sd: Mapping, strict: bool = True) -> dict
         raise ValueError(f"checkpoint does not match the model:\n{problems}")
     if not strict:
         sd = {k: v for k, v in sd.items() if k in expected and tuple(v.shape) == tuple(expected[k].shape)}
+        if not any(expected[k].is_floating_point() for k in sd):  # BatchNorm's step counters always fit
+            raise ValueError(f"strict=False, but no tensor of the checkpoint matches the model in name and "
+                             f"shape (0 of the model's {len(expected)} loaded): it is not this model's "
+                             f"checkpoint\n{problems}")
+        if len(sd) < len(expected):
+            import warnings
+
+            warnings.warn(f"strict=False: loaded {len(sd)} of the model's {len(expected)} tensors; the rest keep "
+                          f"their values\n{problems}", stacklevel=3)
     return dict(sd)
+
+
+def state_dict_digest(sd: Mapping) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes: saved next to our weights, checked on load."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(sd):
+        t = sd[name].detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _check_digest(ckpt, path) -> None:
+    """Files we wrote carry "model_sha256": a flipped bit in a tensor must not load silently."""
+    if isinstance(ckpt, dict) and "model_sha256" in ckpt and isinstance(ckpt.get("model"), Mapping):
+        if state_dict_digest(ckpt["model"]) != ckpt["model_sha256"]:
+            raise ValueError(f"{path}: the weights do not match the checksum saved with them: the file is "
+                             "damaged (use an earlier checkpoint or train again)")
 
 
 def read_checkpoint(path, *formats: str):
@@ -91,6 +120,7 @@ def read_checkpoint(path, *formats: str):
     if formats and (not isinstance(ckpt, dict) or ckpt.get("format") not in formats):
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ValueError(f"{path} is not a {' or '.join(map(repr, formats))} file (found format {found!r})")
+    _check_digest(ckpt, path)
     return ckpt
 
 
@@ -122,7 +152,8 @@ def save_training_state(path, *, model: nn.Module, optimizer, scheduler, scaler,
     """Everything a resumed run needs to continue exactly, atomically: the model, optimizer,
     scheduler and grad-scaler states, every random number generator, and `progress` (epoch, step,
     history, config, ...: plain data kept as given)."""
-    return atomic_save({"format": TRAIN_FORMAT, "model": model.state_dict(),
+    sd = model.state_dict()
+    return atomic_save({"format": TRAIN_FORMAT, "model": sd, "model_sha256": state_dict_digest(sd),
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                         "scaler": scaler.state_dict(), "rng": _rng_state(), **progress}, path)
 

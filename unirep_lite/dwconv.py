@@ -11,7 +11,8 @@ and dtype discipline, never different results:
   * Under `torch.autocast` the conv runs in the autocast dtype, exactly like the built-in conv:
     inputs are cast before the autograd function, so forward and backward see one dtype and each
     gradient flows back through the cast to its parameter's own dtype.
-  * Kernel taps that can only ever see the zero padding are cropped (exact; their gradient is 0).
+  * Kernel taps that can only ever see the zero padding are cropped (exact; their gradient is 0),
+    except while a model is traced or exported: the graph must hold for every input size.
   * On CUDA, large kernels run in a Triton kernel where a one-time measurement per shape finds it
     faster than cuDNN (`triton_dwconv.use_triton`; UNIREP_DWCONV=triton|torch|auto forces a choice).
 """
@@ -83,6 +84,16 @@ def _autocast_dtype(device_type: str) -> torch.dtype | None:
     return torch.get_autocast_dtype(device_type)
 
 
+def _exporting() -> bool:
+    """True while torch.jit.trace/script, torch.export or an ONNX export records the model.
+
+    (torch.compile is not export: it guards on input shapes and recompiles, so it keeps both.)
+    """
+    is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)
+    onnx_export = getattr(torch.onnx, "is_in_onnx_export", lambda: False)
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or is_exporting() or onnx_export()
+
+
 def depthwise_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, dilation: int = 1) -> Tensor:
     """Depthwise conv, stride 1, 'same' padding, with a fast exact backward; weight (C, 1, k, k)."""
     if x.dim() != 4 or weight.dim() != 4 or weight.shape[0] != x.shape[1] or weight.shape[1] != 1:
@@ -91,6 +102,11 @@ def depthwise_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, dila
     k = weight.shape[-1]
     if k % 2 == 0 or weight.shape[-2] != k:
         raise ValueError(f"expected a square odd kernel, got {tuple(weight.shape[-2:])}")
+    if _exporting():
+        # a trace or an exported graph must hold for every input size: no crop (it would bake this
+        # size in), no Python autograd function (exporters cannot see inside it); same numbers
+        pad = (equivalent_kernel_size(k, dilation) - 1) // 2
+        return F.conv2d(x, weight, bias, 1, pad, dilation, x.shape[1])
     c = (k - 1) // 2
     mh, mw = (min(c, (size - 1) // dilation) for size in x.shape[-2:])
     if (mh, mw) != (c, c):

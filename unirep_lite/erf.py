@@ -112,8 +112,13 @@ def _read_rgb(path: Path) -> Tensor:
     """An image file as a 3 x H x W float tensor in [0, 1] (grey and RGBA become RGB)."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # not an image (UnidentifiedImageError), truncated, a decompression bomb
+        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
@@ -330,19 +335,23 @@ def compute_erf(model: nn.Module, images: Tensor, stage: int = -1, batch_size: i
     ERF) with one conv per block instead of six, and a little cheaper (merge the model yourself,
     `unirep_lite.reparameterize`, to skip the copy when calling this repeatedly).
     """
-    if merge and any(isinstance(m, UniRepLKNetBlock) and not m.deploy for m in model.modules()):
-        model = reparameterize(model.eval())
-
-    if images.dim() != 4:
-        raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
+    if not isinstance(images, Tensor) or images.dim() != 4:
+        raise ValueError(f"expected images as a tensor of shape (N, C, H, W), got "
+                         f"{tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__}")
+    if len(images) == 0 or images.shape[-1] == 0 or images.shape[-2] == 0:
+        raise ValueError(f"expected at least one image of at least 1 x 1 pixels, got shape {tuple(images.shape)}")
+    if not torch.isfinite(images).all():
+        raise ValueError("the images contain NaN or inf values")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    was_training = model.training
-    model.eval()
-    p = next(model.parameters())
+    callers, was_training = model, model.training  # the caller's model gets its mode back at the end
     total = torch.zeros(images.shape[-2:], dtype=torch.float64)
     n_stages = None
     try:
+        if merge and any(isinstance(m, UniRepLKNetBlock) and not m.deploy for m in model.modules()):
+            model = reparameterize(model.eval())
+        model.eval()
+        p = next(model.parameters())
         for start in tqdm(range(0, len(images), batch_size), desc=f"ERF {label}".strip(), disable=not progress,
                           leave=False):
             x = images[start:start + batch_size].to(device=p.device, dtype=p.dtype).requires_grad_(True)
@@ -355,9 +364,9 @@ def compute_erf(model: nn.Module, images: Tensor, stage: int = -1, batch_size: i
             centre = F.relu(feat[:, :, h // 2, w // 2]).sum()
             (grad,) = torch.autograd.grad(centre, x)
             total += F.relu(grad).sum(dim=(0, 1)).double().cpu()
+        rf = theoretical_receptive_field(model, stage, images.shape[-1], images.shape[1]) if theoretical else None
     finally:
-        model.train(was_training)
-    rf = theoretical_receptive_field(model, stage, images.shape[-1], images.shape[1]) if theoretical else None
+        callers.train(was_training)
     return ERF(raw=(total / len(images)).numpy(), stage=stage, n_images=len(images), theoretical_rf=rf,
                label=label, info={"n_stages": n_stages})
 

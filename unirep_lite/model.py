@@ -81,8 +81,11 @@ class UniRepLKNet(nn.Module):
                 f"kernel_sizes must give one kernel size per block of each stage, i.e. lengths {depths}; "
                 f"got lengths {tuple(len(ks) for ks in kernel_sizes)}"
             )
-        if not (isinstance(in_chans, int) and in_chans >= 1):
+        if not (isinstance(in_chans, int) and in_chans >= 1) or isinstance(in_chans, bool):
             raise ValueError(f"in_chans must be a positive integer, got {in_chans!r}")
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
+            raise ValueError(f"num_classes must be an integer >= 0 (0: no classifier, features only), "
+                             f"got {num_classes!r}")
         self.in_chans, self.num_classes = in_chans, num_classes
         self.depths, self.dims, self.kernel_sizes = depths, dims, kernel_sizes
         self.deploy = deploy
@@ -193,6 +196,10 @@ def create_model(
     of the authors' (`((), ())`: the KxK conv alone, the paper's Table 2 ablation). `pretrained=` is
     the path of one of the authors' `.pth` files (no download).
     """
+    if lk_size is not None and (isinstance(lk_size, bool) or not isinstance(lk_size, int)
+                                or lk_size < 1 or lk_size % 2 == 0):
+        raise ValueError(f"lk_size must be a positive odd integer (the large kernel K, e.g. 13) or None, "
+                         f"got {lk_size!r}")
     key = name.lower().removeprefix("unireplknet_")
     if key not in VARIANTS:
         raise ValueError(f"unknown model {name!r}: expected one of {list_models()}")
@@ -204,7 +211,8 @@ def create_model(
     if "kernel_sizes" not in overrides:
         if len(depths) != 4:
             raise ValueError(f"expected 4 stage depths, got {depths}")
-        overrides["kernel_sizes"] = default_kernel_sizes(depths, v.stage3_pattern, lk_size or LARGE_KERNEL)
+        overrides["kernel_sizes"] = default_kernel_sizes(depths, v.stage3_pattern,
+                                                         LARGE_KERNEL if lk_size is None else lk_size)
     model = UniRepLKNet(in_chans=in_chans, num_classes=num_classes, depths=depths, dims=dims,
                         deploy=deploy, **overrides)
     if pretrained is not None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import numbers
 import os
 import random
 import re
@@ -44,10 +45,12 @@ from .checkpoint import (
     DEPLOY_FORMAT,
     TRAIN_FORMAT,
     atomic_save,
+    state_dict_digest,
     load_training_state,
     save_training_state,
 )
 from .env import default_device, seed_everything
+from .paths import check_output_path
 from .model import reparameterize
 from .plots import plot_history
 
@@ -87,11 +90,18 @@ class TrainConfig:
     checkpoint_path: Optional[str] = None  # saved (atomically) after every epoch when set
     reparameterize: Optional[bool] = None  # None = yes for UniRepLKNet models (or a given fn)
     deploy_path: Optional[str] = None      # None = "<checkpoint stem>.deploy.pt" if checkpointing
+    overwrite: bool = False                # replace an existing checkpoint/deploy file (else resume_from it)
 
     def __post_init__(self):
+        for name in ("lr", "min_lr", "weight_decay", "warmup_fraction", "label_smoothing", "mixup_alpha"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number, got {v!r}")
+        if self.grad_clip is not None and not math.isfinite(self.grad_clip):
+            raise ValueError(f"grad_clip must be a finite number or None, got {self.grad_clip!r}")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
-        if self.batch_size < 1:
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
         if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
             raise ValueError(f"expected 0 <= min_lr <= lr and lr > 0, got lr={self.lr}, min_lr={self.min_lr}")
@@ -197,18 +207,21 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def make_batches(data, batch_size: int, device: torch.device, *, shuffle: bool = False, seed: int = 0,
-                 num_workers: int = 0, drop_last: bool = False, on_device: bool = True):
+                 num_workers: int = 0, drop_last: bool = False, on_device: bool = True, what: str = "data"):
     """Batches of `data` for `device`: `batches.TensorBatches` where the samples are fixed tensors
     that fit on the device (and `on_device`), else a DataLoader (`make_loader`)."""
     if isinstance(data, (DataLoader, TensorBatches)):
         return data
     found = device_batches(data, batch_size, device, shuffle=shuffle, seed=seed, drop_last=drop_last) \
         if on_device else None
-    return found or make_loader(data, batch_size, shuffle, seed=seed, num_workers=num_workers, drop_last=drop_last)
+    if found is not None and found.dataset_size == 0:
+        raise ValueError(f"the {what} is empty (no samples)")
+    return found or make_loader(data, batch_size, shuffle, seed=seed, num_workers=num_workers,
+                                drop_last=drop_last, what=what)
 
 
 def make_loader(data, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0,
-                drop_last: bool = False) -> DataLoader:
+                drop_last: bool = False, what: str = "data") -> DataLoader:
     """A DataLoader from a DataLoader (returned as is), a Dataset, or a tuple (inputs, targets) of tensors."""
     if isinstance(data, DataLoader):
         return data
@@ -220,6 +233,8 @@ def make_loader(data, batch_size: int, shuffle: bool, seed: int = 0, num_workers
     if not isinstance(data, Dataset):
         raise ValueError("expected a DataLoader, a Dataset, or a tuple (inputs, targets) of tensors, "
                          f"got {type(data).__name__}")
+    if hasattr(data, "__len__") and len(data) == 0:
+        raise ValueError(f"the {what} is empty (a {type(data).__name__} of length 0)")
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                       num_workers=num_workers, worker_init_fn=_seed_worker, generator=generator,
@@ -273,9 +288,21 @@ def _loss(out: Tensor, y: Tensor, task: str, label_smoothing: float = 0.0) -> Te
     if task == "classification":
         if out.dim() != 2:
             raise ValueError(f"classification expects logits of shape (B, num_classes), got {tuple(out.shape)}")
+        _check_labels(y, out.shape[1])
         return F.cross_entropy(out, y, label_smoothing=label_smoothing)
     _check_same_shape(out, y)
     return F.mse_loss(out, y.float())
+
+
+def _check_labels(y: Tensor, num_classes: int) -> None:
+    # cross_entropy would skip -100 ("ignore") silently, and an all-ignored batch gives NaN
+    if y.dtype.is_floating_point or y.dim() != 1:
+        raise ValueError(f"classification expects integer class labels of shape (B,), got {y.dtype} "
+                         f"of shape {tuple(y.shape)}")
+    lo, hi = y.aminmax()
+    if lo.item() < 0 or hi.item() >= num_classes:
+        raise ValueError(f"class labels must be in [0, {num_classes}) for a model with {num_classes} outputs, "
+                         f"got labels from {lo.item()} to {hi.item()} (-100 'ignore' labels are not supported)")
 
 
 @torch.no_grad()
@@ -315,12 +342,19 @@ def evaluate(model: nn.Module, data, task: str = "classification", *, device=Non
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     out, y = predict(model, data, device=device, batch_size=batch_size, amp=amp, channels_last=channels_last)
-    result: dict[str, Any] = {"loss": _loss(out, y, task).item(), "n": len(y)}
+    bad = int((~torch.isfinite(out)).flatten(1).any(1).sum()) if out.dim() > 1 else int((~torch.isfinite(out)).sum())
+    result: dict[str, Any] = {"loss": _loss(out, y, task).item(), "n": len(y), "nonfinite": bad}
     if task == "classification":
         pred = out.argmax(dim=1)
         result["accuracy"] = (pred == y).float().mean().item()
     else:
         result.update(regression_metrics(out, y))
+    if bad:  # no metric next to a NaN loss as if it meant something
+        for k in ("accuracy", "mse", "mae"):
+            if k in result:
+                result[k] = float("nan")
+        warnings.warn(f"{bad} of {len(y)} samples got NaN/inf outputs: the model is broken (loss "
+                      f"{result['loss']}); metrics are reported as NaN", RuntimeWarning, stacklevel=2)
     if return_predictions:
         result.update(outputs=out, targets=y)
         if task == "classification":
@@ -360,13 +394,18 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"config.device is {cfg.device!r} but no CUDA GPU is available; use None (automatic) or 'cpu'")
     task = cfg.task
+    ckpt_path, deploy_path = _check_outputs(cfg, resume_from)  # now, not after the first epoch
+    _check_finite_model(model, "before training")
     seed_everything(cfg.seed)
 
     train_loader = make_batches(train_data, cfg.batch_size, device, shuffle=True, seed=cfg.seed,
                                 num_workers=cfg.num_workers, drop_last=_drop_last(train_data, cfg.batch_size),
-                                on_device=cfg.data_on_device)
+                                on_device=cfg.data_on_device, what="training data")
     val_loader = None if val_data is None else make_batches(val_data, cfg.batch_size, device,
-                                                            num_workers=cfg.num_workers, on_device=cfg.data_on_device)
+                                                            num_workers=cfg.num_workers, on_device=cfg.data_on_device,
+                                                            what="validation data")
+    if val_loader is not None and _length(val_loader) == 0:
+        raise ValueError("the validation data gives no batches; pass val_data=None to train without validation")
     try:
         steps_per_epoch = len(train_loader)
     except TypeError:
@@ -397,7 +436,6 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
         start_epoch, step = state["epoch"], state["step"]
         history = History.from_dict(state["history"])
 
-    ckpt_path = Path(cfg.checkpoint_path) if cfg.checkpoint_path else None
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     bar = _progress(cfg.progress, total=end_epoch * steps_per_epoch, initial=step)
     try:
@@ -438,11 +476,43 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
         check_data = val_loader if val_loader is not None else train_loader  # any data will do
         result.deploy_model, result.deploy_check = _deploy(model, reparameterize_fn or reparameterize,
                                                            check_data, task, device)
-        deploy_path = cfg.deploy_path or (ckpt_path.with_name(ckpt_path.stem + ".deploy.pt") if ckpt_path else None)
         if deploy_path is not None:
-            result.deploy_path = atomic_save({"format": DEPLOY_FORMAT,
-                                              "model": result.deploy_model.state_dict()}, deploy_path)
+            sd = result.deploy_model.state_dict()
+            result.deploy_path = atomic_save({"format": DEPLOY_FORMAT, "model": sd,
+                                              "model_sha256": state_dict_digest(sd)}, deploy_path)
     return result
+
+
+def _check_outputs(cfg: TrainConfig, resume_from) -> tuple[Optional[Path], Optional[Path]]:
+    """The checkpoint and deploy paths, checked before any work: writable, and an existing file
+    only replaced when this run resumes from it or `overwrite=True` says so."""
+    ckpt = Path(cfg.checkpoint_path) if cfg.checkpoint_path else None
+    deploy = Path(cfg.deploy_path) if cfg.deploy_path else (
+        ckpt.with_name(ckpt.stem + ".deploy.pt") if ckpt else None)
+    for what, path in (("checkpoint_path", ckpt), ("deploy_path", deploy)):
+        if path is None:
+            continue
+        check_output_path(path, f"config.{what}", make_parents=True)
+        if path.exists() and not cfg.overwrite and resume_from is None:
+            raise FileExistsError(f"config.{what} {path} already exists (an earlier run's); pass "
+                                  f"resume_from={str(ckpt or path)!r} to continue that run, or "
+                                  "TrainConfig(overwrite=True) to replace it")
+    return ckpt, deploy
+
+
+def _check_finite_model(model: nn.Module, when: str) -> None:
+    bad = [n for n, t in list(model.named_parameters()) + list(model.named_buffers())
+           if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise FloatingPointError(f"the model has NaN/inf values {when}: {', '.join(bad[:5])}"
+                                 + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""))
+
+
+def _length(loader) -> Optional[int]:
+    try:
+        return len(loader)
+    except TypeError:
+        return None
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -463,36 +533,33 @@ def _train_epoch(model, loader, optimizer, scheduler, scaler, amp_dtype, cfg: Tr
                  history: History, bar, epoch: int) -> float:
     """One pass over the training data, one optimizer step per batch; returns the mean loss."""
     model.train()
-    task, smoothing = cfg.task, (cfg.label_smoothing if cfg.task == "classification" else 0.0)
     loss_sum, n_seen = 0.0, 0
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    state = list(model.parameters()) + list(model.buffers())  # BatchNorm statistics and counters too
+    floats = [t for t in state if t.is_floating_point()]
+    last_good = [t.detach().clone() for t in state]  # the model after the last good step
     for batch in loader:
         x, y = _split_batch(batch)
+        if has_bn and _batch_size(x) < 2:
+            raise ValueError(f"a training batch of {_batch_size(x)} sample (step {len(history.step_loss) + 1}): "
+                             "BatchNorm in training needs at least 2; use more data, another batch_size, "
+                             "or a loader with drop_last=True")
         x, y = _to_device(x, device, cfg.channels_last), y.to(device, non_blocking=True)
-        with _autocast(device, amp_dtype):
-            if cfg.mixup_alpha > 0:
-                lam = float(np.random.beta(cfg.mixup_alpha, cfg.mixup_alpha))
-                perm = torch.randperm(len(y)).to(device)
-                out = model(mixup(x, lam, perm))
-                # Mixing the inputs mixes the targets: the loss is the same blend of both labels' losses.
-                loss = lam * _loss(out, y, task, smoothing) + (1 - lam) * _loss(out, y[perm], task, smoothing)
-            else:
-                loss = _loss(model(x), y, task, smoothing)
-        history.step_lr.append(optimizer.param_groups[0]["lr"])
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if cfg.grad_clip is not None:
-            scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        with warnings.catch_warnings():
-            # fp16 may skip a step on overflow; the schedule still advances, on purpose.
-            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
-            scheduler.step()
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"the training loss became {loss_value} at step {len(history.step_loss) + 1}"
-                                     f" (epoch {epoch + 1}); try a lower lr or grad_clip")
+        with torch.no_grad():
+            torch._foreach_copy_(last_good, state)
+        try:
+            loss_value = _train_step(model, x, y, optimizer, scheduler, scaler, amp_dtype, cfg, history, epoch)
+        except BaseException:  # nothing of a failed step stays in the model: back to the last good step
+            with torch.no_grad():
+                torch._foreach_copy_(state, last_good)
+            raise
+        with torch.no_grad():
+            finite = bool(torch.isfinite(torch.stack(torch._foreach_norm(floats, float("inf")))).all())
+        if not finite:
+            with torch.no_grad():
+                torch._foreach_copy_(state, last_good)
+            history.step_lr.pop()
+            raise _non_finite("the parameters became NaN/inf after the update", len(history.step_loss) + 1, epoch)
         history.step_loss.append(loss_value)
         bs = _batch_size(x)
         loss_sum, n_seen = loss_sum + loss_value * bs, n_seen + bs
@@ -500,6 +567,49 @@ def _train_epoch(model, loader, optimizer, scheduler, scaler, amp_dtype, cfg: Tr
             bar.update(1)
             bar.set_postfix(_postfix(epoch, cfg.epochs, loss_value, history), refresh=False)
     return loss_sum / n_seen
+
+
+def _non_finite(what: str, step: int, epoch: int) -> FloatingPointError:
+    return FloatingPointError(f"{what} at step {step} (epoch {epoch + 1}); the step was not applied and the "
+                              "model is as it was after the last good step; try a lower lr, grad_clip, or "
+                              "check the data for NaN/inf")
+
+
+def _train_step(model, x, y, optimizer, scheduler, scaler, amp_dtype, cfg: TrainConfig, history: History,
+                epoch: int) -> float:
+    """Forward, checks, backward, checks, update; returns the loss. Raises before the update on NaN/inf."""
+    device, task = y.device, cfg.task
+    smoothing = cfg.label_smoothing if task == "classification" else 0.0
+    step_no = len(history.step_loss) + 1
+    with _autocast(device, amp_dtype):
+        if cfg.mixup_alpha > 0:
+            lam = float(np.random.beta(cfg.mixup_alpha, cfg.mixup_alpha))
+            perm = torch.randperm(len(y)).to(device)
+            out = model(mixup(x, lam, perm))
+            # Mixing the inputs mixes the targets: the loss is the same blend of both labels' losses.
+            loss = lam * _loss(out, y, task, smoothing) + (1 - lam) * _loss(out, y[perm], task, smoothing)
+        else:
+            loss = _loss(model(x), y, task, smoothing)
+    loss_value = loss.item()
+    if not math.isfinite(loss_value):
+        raise _non_finite(f"the training loss became {loss_value}", step_no, epoch)
+    history.step_lr.append(optimizer.param_groups[0]["lr"])
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if cfg.grad_clip is not None or not scaler.is_enabled():
+        scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
+        # max_norm=inf only measures; fp16 loss scaling skips non-finite steps by itself
+        norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
+        if not scaler.is_enabled() and not torch.isfinite(norm):
+            history.step_lr.pop()
+            raise _non_finite(f"the gradient norm became {norm.item()}", step_no, epoch)
+    scaler.step(optimizer)
+    scaler.update()
+    with warnings.catch_warnings():
+        # fp16 may skip a step on overflow; the schedule still advances, on purpose.
+        warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
+        scheduler.step()
+    return loss_value
 
 
 def _drop_last(train_data, batch_size: int) -> bool:
@@ -567,12 +677,18 @@ def _deploy(model: nn.Module, reparameterize_fn, loader: DataLoader, task: str,
         x = _to_device(x, device, channels_last=False)
         ref, out = model(x).float(), deploy_model(x).float()
         n += len(ref)
-        max_abs_diff = max(max_abs_diff, (out - ref).abs().max().item())
+        diff = (out - ref).abs().max().item()
+        if not (torch.isfinite(ref).all() and torch.isfinite(out).all()):
+            diff = float("nan")  # max() would drop a NaN: keep it, it fails the check below
+        max_abs_diff = float("nan") if math.isnan(diff) or math.isnan(max_abs_diff) else max(max_abs_diff, diff)
         scale = max(scale, ref.abs().max().item())
         if task == "classification":
             agree += (out.argmax(1) == ref.argmax(1)).sum().item()
     check = {"n": n, "max_abs_diff": max_abs_diff}
-    if task == "classification":
+    if math.isnan(max_abs_diff):
+        check["agreement"] = agree / n if task == "classification" else None
+        ok = False
+    elif task == "classification":
         check["agreement"] = agree / n
         ok = agree == n
     else:

@@ -8,6 +8,7 @@ instead of a traceback. Widgets also work headless (nbclient, CI): they just are
 from __future__ import annotations
 
 import html
+import numbers
 from typing import Sequence
 
 import torch
@@ -17,6 +18,7 @@ from . import plots
 from .reparam import BRANCHES, default_branches
 
 ERROR_STYLE = "color:#b00020;font-family:monospace;white-space:pre-wrap"
+MAX_K = 51  # the explorer draws every pixel of a K x K kernel per branch; the paper's largest is 31
 
 
 def parse_ints(text: str, what: str = "values") -> tuple[int, ...]:
@@ -41,6 +43,8 @@ def render_block(K: int, ks: Sequence[int], rs: Sequence[int], seed: int = 0, ch
     from .blocks import DilatedReparamBlock
     from .testing import randomize_
 
+    if isinstance(K, bool) or not isinstance(K, numbers.Integral) or not 1 <= K <= MAX_K:
+        raise ValueError(f"K must be an odd integer from 1 to {MAX_K} in this explorer, got {K!r}")
     torch.manual_seed(seed)
     block = randomize_(DilatedReparamBlock(1, int(K), branches=(tuple(ks), tuple(rs))), seed=seed).eval()
     return plots.plot_block(block, channel)

@@ -45,7 +45,12 @@ def main(argv=None) -> int:
     root = cache.data_root()
     if args.command == "build":
         for name in _pick(args.names, available):
-            folder = available[name].build(fast=args.fast, force=args.force)
+            build = available[name].build
+            folder = build(fast=args.fast, force=args.force)
+            if not args.force:  # a load checks sizes and CRCs; here every file's SHA-256 too
+                folder, damaged = cache.repair(folder, lambda: build(fast=args.fast, force=True))
+                if damaged:
+                    print(f"{name}: rebuilt, {len(damaged)} file(s) did not match {cache.MANIFEST}: {damaged[:5]}")
             print(f"{name}: {folder}  sha256 {cache.dataset_checksum(folder)[:16]}")
         return 0
     if args.command == "list":
@@ -60,7 +65,10 @@ def main(argv=None) -> int:
         if not builds:
             print(f"{name}: not built")
         for folder in builds:
-            broken = cache.verify(folder)
+            try:
+                broken = cache.verify(folder)
+            except ValueError as e:  # a broken manifest
+                broken = [str(e)]
             bad += bool(broken)
             print(f"{folder.name}: " + (f"{len(broken)} file(s) changed: {broken[:5]}" if broken else "ok"))
     return 1 if bad else 0

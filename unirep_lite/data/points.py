@@ -218,8 +218,9 @@ def read_off(path):
         head = f.read(3)
     if head != b"OFF":
         raise ValueError(f"{path}: not an OFF file (it must start with 'OFF', starts with {head!r})")
-    try:
-        mesh = trimesh.load(str(path), file_type="off", force="mesh", process=False)
+    try:  # from an open file, not a name: trimesh cannot encode names that are not UTF-8
+        with open(path, "rb") as f:
+            mesh = trimesh.load(f, file_type="off", force="mesh", process=False)
     except Exception as e:  # trimesh raises a mix of ValueError / IndexError / TypeError on bad files
         raise ValueError(f"{path}: malformed OFF file ({type(e).__name__}: {e})") from e
     if len(mesh.faces) == 0 or not np.isfinite(mesh.vertices).all() or mesh.area <= 0:

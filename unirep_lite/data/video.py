@@ -11,6 +11,7 @@ Clips are stored as uint8 arrays N x N_F x 3 x h x w (not video files: exact and
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -278,9 +279,19 @@ class VideoFolder(Dataset):
             raise FileNotFoundError(f"{root}: no video files found; {layout}")
         self.root, self.num_frames, self.size, self.transform = root, num_frames, size, transform
         self.skipped: list[str] = []
+        missing = {rel for rel, _ in self.files if not (root / rel).is_file()}  # listed in split_file only
+        if missing:
+            what = f"{len(missing)} video(s) listed in {split_file} do not exist under {root}: {sorted(missing)[:3]}"
+            if on_error != "skip":
+                raise FileNotFoundError(f"{what}; pass on_error='skip' to leave them out")
+            warnings.warn(f"skipped {what}")
+            self.skipped = [f"{root / rel}: no such video file" for rel in sorted(missing)]
+            self.files = [item for item in self.files if item[0] not in missing]
+            if not self.files:
+                raise FileNotFoundError(f"{root}: none of the videos in {split_file} exists; {layout}")
         if on_error == "skip":
-            self.files, self.skipped = drop_unreadable(self.files, lambda it: self._read(it[0]),
-                                                       "checking videos")
+            self.files, unreadable = drop_unreadable(self.files, lambda it: self._read(it[0]), "checking videos")
+            self.skipped += unreadable
 
     def _read(self, rel: str) -> torch.Tensor:
         return read_video(self.root / rel, self.num_frames, self.size)

@@ -131,10 +131,20 @@ def build(fast: bool | None = None, root=None, force: bool = False) -> Path:
 
 # ---------------------------------------------------------------- windows over time ranges
 
+def _check_window(**sizes) -> None:
+    """ValueError unless every window size (input_len, horizon, stride) is an integer >= 1."""
+    for name, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1 (hours), got {v!r}")
+
+
 def time_splits(n_time: int, input_len: int = INPUT_LEN, horizon: int = HORIZON,
                 fractions=FRACTIONS, gap: int | None = None) -> dict[str, tuple[int, int]]:
     """Hour ranges [start, end) of train, val and test, in time order, `gap` (default: horizon) apart."""
+    _check_window(input_len=input_len, horizon=horizon)
     gap = horizon if gap is None else gap
+    if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 0:
+        raise ValueError(f"gap must be an integer >= 0 (hours between splits), got {gap!r}")
     usable = n_time - 2 * gap
     bounds, start = {}, 0
     for split, frac in zip(SPLITS, fractions):
@@ -161,6 +171,7 @@ class StationWindows(Dataset):
                  stride: int = 1, features=None, normalize: bool = False, fractions=FRACTIONS, gap=None,
                  stations=None, feature_names=FEATURES, source: str = "array"):
         check_split(split)
+        _check_window(input_len=input_len, horizon=horizon, stride=stride)
         check_station_array(array, source)
         feature_names = list(feature_names)
         if features is None:

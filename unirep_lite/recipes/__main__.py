@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 
+from ..blocks import UniRepLKNetBlock
 from ..env import run_size
 from ..modalities import MODALITIES
+from ..model import VARIANTS, list_models
+from ..paths import check_output_path
 from . import get, run
 
 
@@ -36,6 +38,23 @@ def summary(result, seconds: float, size: str) -> dict:
         "device": str(next(result.fit.model.parameters()).device), "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
+
+
+def check_arguments(parser: argparse.ArgumentParser, args) -> None:
+    """Reject a bad variant, kernel size, epoch count or JSON path before anything is loaded."""
+    if args.variant.lower().removeprefix("unireplknet_") not in VARIANTS:
+        parser.error(f"--variant: expected one of {', '.join(list_models())}, got {args.variant!r}")
+    try:
+        UniRepLKNetBlock(4, args.lk_size)  # one tiny block: the model's own kernel-size checks
+    except ValueError as e:
+        parser.error(f"--lk-size {args.lk_size}: {e}")
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs: expected a positive number of epochs, got {args.epochs}")
+    if args.json:
+        try:
+            check_output_path(args.json, "--json")
+        except ValueError as e:
+            parser.error(str(e))
 
 
 def main(argv=None) -> dict | None:
@@ -57,8 +76,7 @@ def main(argv=None) -> dict | None:
         return None
     if args.name not in MODALITIES:
         p.error(f"unknown recipe {args.name!r}: expected one of {', '.join(MODALITIES)} or 'list'")
-    if args.json and not Path(args.json).resolve().parent.is_dir():  # fail now, not after an hour of training
-        p.error(f"--json {args.json}: the folder {Path(args.json).resolve().parent} does not exist")
+    check_arguments(p, args)  # now, before the data loads and an hour of training
     # --fast / --full choose; otherwise the environment and the hardware do (env.run_size)
     fast = True if args.fast else False if args.full else None
     size = "fast" if args.fast else "full" if args.full else run_size()
