@@ -159,7 +159,8 @@ def test_weather_recipe_timed_windows():
     assert torch.equal(x, plain[3][0]) and torch.equal(y, plain[3][1])
     t = plain.bounds[0] + plain.starts[3]  # the window's first hour of the year
     assert marks.tolist() == weather.calendar(np.arange(t, t + 48)).tolist()
-    assert timed.num_channels == plain.num_channels and wr.windows_of(timed) is plain
+    assert timed.num_channels == plain.num_channels and wr.windows_of(plain) is plain
+    assert isinstance(wr.windows_of(timed), weather.StationWindows)
     assert recipe.baselines(timed) == recipe.baselines(plain)
     model = recipe.make_model(fast=True, embedding="corrformer", **TINY).eval()
     with torch.no_grad():
