@@ -5,8 +5,9 @@ the backbone classifies that image, as in the paper's ModelNet-40 setup (which u
 Two front-ends (`unirep_lite.frontends.points`): frontend="learned" (the paper's conv layers over
 scattered point features, P2P style: `LearnedProjection`) and frontend="fixed" (depth-weighted
 orthographic splats with nothing learned: `PointProjection`, the baseline). "learned" is the default:
-with the same seed and schedule in FAST mode it scored 72.5% test accuracy against the fixed views'
-71.2% (test loss 0.77 vs 0.93), at about 2.6x the CPU time of a FAST run (notebook 08 shows both). The projection is the model's first layer,
+with the same seed and schedule in FAST mode it scored 72.5% / 66.3% / 72.5% test accuracy (seeds 0 / 1 /
+2) against the fixed views' 71.2% / 63.1% / 71.2%, with a lower test loss each time, at about twice the
+CPU training time (notebook 08 shows both). The projection is the model's first layer,
 so the model - and its deploy version - takes the dataset's raw P x 3 clouds.
   full run: 128 x 128 views -> stage-3 map 8 x 8, which a 13 x 13 kernel spans from any position;
   FAST run:  32 x  32 views -> stage-3 map 2 x 2, 16x fewer pixels, so a 2-core CPU trains it in a
