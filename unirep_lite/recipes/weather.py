@@ -11,8 +11,9 @@ turns the pooled features into the next 24 hours. Two embeddings (`make_model(em
 "corrformer" (the paper's: conv token embedding + time features from the data's timestamps, hour of
 day and day of year + positions; its windows come as (x, time marks) pairs, `load(..., time_marks=True)`)
 and "linear" (one linear layer per hour). The default is "linear": with the same seed and schedule in
-FAST mode the Corrformer embedding scored test MAE 0.361 against the linear one's 0.358 (both clear
-persistence 0.446 and seasonal 0.388), so it is an option, not the default (notebook 09 shows both). Loss MSE, headline metric MAE (in standardised
+FAST mode the Corrformer embedding scored test MAE 0.361 / 0.361 / 0.357 (seeds 0 / 1 / 2) against the
+linear one's 0.358 / 0.358 / 0.359 (both clear persistence 0.446 and seasonal 0.388): not better, so it
+is an option, not the default (notebook 09 shows both). Loss MSE, headline metric MAE (in standardised
 units, lower is better), compared with the persistence and seasonal (24 h) forecasts.
   full run: 4 nodes, D' = 432, image 144 x 144 -> stage-3 map 9 x 9, covered by a 13 x 13 kernel;
   FAST run: 1 node,  D' = 32,  image 48 x 32   -> stage-3 map 3 x 2, so a 2-core CPU trains it in a
