@@ -27,3 +27,7 @@ __all__ = [
     "SEBlock", "GRN", "VARIANTS", "TrainConfig", "fit", "evaluate", "set_mode", "set_fast_train",
     "set_reference",
 ]
+
+from . import timm_models as _timm_models  # noqa: E402  timm.create_model("unireplknet_a") works after import
+
+_timm_models.register()

@@ -88,7 +88,6 @@ class UniRepLKNet(nn.Module):
                              f"got {num_classes!r}")
         self.in_chans, self.num_classes = in_chans, num_classes
         self.depths, self.dims, self.kernel_sizes = depths, dims, kernel_sizes
-        self.deploy = deploy
 
         # Stem (two stride-2 3x3 convs) and three downsampling layers, as one list like the authors'.
         self.downsample_layers = nn.ModuleList([nn.Sequential(
@@ -119,6 +118,15 @@ class UniRepLKNet(nn.Module):
         if isinstance(self.head, nn.Linear):
             self.head.weight.data.mul_(head_init_scale)
             self.head.bias.data.mul_(head_init_scale)
+
+    @property
+    def deploy(self) -> bool:
+        """True once every block is in deploy form (by `reparameterize` or timm's reparameterize_model)."""
+        return all(block.deploy for stage in self.stages for block in stage)
+
+    def switch_to_deploy(self) -> None:
+        """mmpretrain's name for `reparameterize(self, inplace=True)`."""
+        reparameterize(self, inplace=True)
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -169,9 +177,6 @@ def reparameterize(model: nn.Module, inplace: bool = False) -> nn.Module:
     for m in list(target.modules()):
         if isinstance(m, UniRepLKNetBlock):
             m.reparameterize()
-    for m in target.modules():
-        if isinstance(m, UniRepLKNet):
-            m.deploy = True
     return target.eval()
 
 

@@ -96,6 +96,13 @@ def derive_stations(real: np.ndarray, count: int, seed: int) -> tuple[np.ndarray
     return out, recipes
 
 
+def calendar(hours) -> np.ndarray:
+    """(hour of day 0..23, day of year 0..364) of array rows: row t of a typical year is local standard
+    hour t % 24 of day t // 24 (Jan 1 = day 0; TMY rows are the hours from Jan 1 00:00, same for all stations)."""
+    hours = np.asarray(hours)
+    return np.stack([hours % 24, (hours // 24) % 365], axis=-1)
+
+
 def num_stations(fast: bool | None = None) -> int:
     """Stations in the array this mode builds: the real TMY ones plus the derived ones."""
     return len(REAL_STATIONS) + _params(resolve_fast(fast))["derived_stations"]
@@ -189,6 +196,7 @@ class StationWindows(Dataset):
         except ValueError as e:
             raise ValueError(f"{source} ({array.shape[0]} hours): {e}") from None
         self.bounds = start, end = ranges[split]
+        self.hours = np.arange(start, end)  # the array row (hour of the year) of each row of `series`
         cols = [feature_names.index(f) for f in chosen]
         self.series = np.ascontiguousarray(array[start:end][:, :, cols], dtype=np.float32).reshape(end - start, -1)
         train_start, train_end = ranges["train"]

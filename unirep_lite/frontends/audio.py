@@ -3,6 +3,12 @@
 As in the paper: 128 mel bins, 25 ms Hanning windows every 10 ms (torchaudio.compliance.kaldi.fbank
 with htk_compat), padded to T = 128 frames for a 1 s clip (which has 98 frames), and SpecAugment
 (frequency and time masks of up to 48) for training only.
+
+Two layouts of the same numbers (`layout=`): "paper", B x 1 x T x F (time down the rows, as the
+paper's text says), and "authors", B x 1 x F x T (what the authors' AST-based code feeds). Two
+normalisations (`normalize=`): "clip" (ours: each clip's real frames to mean 0, std 1 before the
+zero padding) and "dataset" (the authors': after padding and masking, (fbank - mean) / (2 std) with
+one mean and std of the whole training set, `dataset_stats`); "none" leaves the log-mels as they are.
 """
 from __future__ import annotations
 
@@ -16,6 +22,8 @@ NUM_MEL_BINS = 128
 TARGET_FRAMES = 128
 FRAME_LENGTH_MS, FRAME_SHIFT_MS = 25.0, 10.0
 LOW_FREQ = 20.0  # Kaldi's default lowest mel-filter edge
+LAYOUTS = ("paper", "authors")
+NORMALIZATIONS = ("clip", "dataset", "none")
 
 
 def hz_to_mel(f):
@@ -51,30 +59,43 @@ def log_mel_fbank(wave: torch.Tensor, sample_rate: int = SAMPLE_RATE,
 
 
 class AudioFrontend(nn.Module):
-    """Waveform -> 1 x T x F log-mel image (T = target_frames, F = num_mel_bins).
+    """Waveform -> 1 x T x F log-mel image (T = target_frames, F = num_mel_bins), or 1 x F x T.
 
-    Input: N, 1 x N (one clip) or B x 1 x N (a batch) -> 1 x T x F or B x 1 x T x F.
-    normalize: each clip's filterbank gets zero mean and unit variance over its real frames, so the
-      zero padding up to T frames sits at the clip's average level.
+    Input: N, 1 x N (one clip) or B x 1 x N (a batch) -> 1 x T x F or B x 1 x T x F ("paper" layout;
+    "authors": 1 x F x T, B x 1 x F x T).
+    normalize: "clip" (or True): each clip's filterbank gets zero mean and unit variance over its real
+      frames, so the zero padding up to T frames sits at the clip's average level; "dataset": the
+      authors' (fbank - mean) / (2 std) after padding, with `stats=(mean, std)` of the training set
+      (`dataset_stats`); "none" (or False): no normalising.
     augment: SpecAugment (one frequency mask and one time mask, each up to 48 wide), applied only
       when augment=True and the module is in training mode; build the training front-end with
       augment=True and the evaluation one without.
     """
 
     def __init__(self, sample_rate: int = SAMPLE_RATE, num_mel_bins: int = NUM_MEL_BINS,
-                 target_frames: int = TARGET_FRAMES, normalize: bool = True, augment: bool = False,
-                 freq_mask: int = 48, time_mask: int = 48):
+                 target_frames: int = TARGET_FRAMES, normalize="clip", augment: bool = False,
+                 freq_mask: int = 48, time_mask: int = 48, layout: str = "paper",
+                 stats: tuple[float, float] | None = None):
         super().__init__()
         import torchaudio.transforms as T
 
+        normalize = {True: "clip", False: "none"}.get(normalize, normalize)
+        if normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {NORMALIZATIONS} (or True / False), got {normalize!r}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if normalize == "dataset" and (stats is None or len(stats) != 2 or not stats[1] > 0):
+            raise ValueError(f"normalize='dataset' needs stats=(mean, std > 0) of the training set "
+                             f"(see dataset_stats), got {stats!r}")
         self.sample_rate, self.num_mel_bins, self.target_frames = sample_rate, num_mel_bins, target_frames
-        self.normalize, self.augment = normalize, augment
+        self.normalize, self.augment, self.layout = normalize, augment, layout
+        self.stats = None if stats is None else (float(stats[0]), float(stats[1]))
         self.freq_masking = T.FrequencyMasking(freq_mask)
         self.time_masking = T.TimeMasking(time_mask)
 
     def one(self, wave: torch.Tensor) -> torch.Tensor:
         fb = log_mel_fbank(wave, self.sample_rate, self.num_mel_bins)
-        if self.normalize:
+        if self.normalize == "clip":
             fb = (fb - fb.mean()) / (fb.std() + 1e-5)
         fb = fb[: self.target_frames]
         fb = nn.functional.pad(fb, (0, 0, 0, self.target_frames - fb.shape[0]))
@@ -83,7 +104,10 @@ class AudioFrontend(nn.Module):
             spec = fb.T.unsqueeze(0)
             spec = self.time_masking(self.freq_masking(spec))
             fb = spec[0].T
-        return fb.unsqueeze(0)  # 1 x T x F
+        if self.normalize == "dataset":  # the authors' order: pad, mask, then normalise
+            mean, std = self.stats
+            fb = (fb - mean) / (2 * std)
+        return (fb if self.layout == "paper" else fb.T).unsqueeze(0)  # 1 x T x F or 1 x F x T
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if wave.ndim == 1:
@@ -93,3 +117,21 @@ class AudioFrontend(nn.Module):
         if wave.ndim == 3 and wave.shape[1] == 1:
             return torch.stack([self.one(w) for w in wave])
         raise ValueError(f"expected a waveform N, 1 x N or B x 1 x N (mono), got shape {tuple(wave.shape)}")
+
+    def extra_repr(self) -> str:
+        return f"layout={self.layout!r}, normalize={self.normalize!r}, stats={self.stats}, augment={self.augment}"
+
+
+def dataset_stats(waves, **frontend_kwargs) -> tuple[float, float]:
+    """(mean, std) of the padded, unnormalised filterbanks of `waves` (an iterable of clips): the
+    statistics the authors' normalisation uses, computed on the training set."""
+    fe = AudioFrontend(normalize="none", **frontend_kwargs).eval()
+    total, total_sq, n = 0.0, 0.0, 0
+    with torch.no_grad():
+        for w in waves:
+            fb = fe(w).double()
+            total, total_sq, n = total + fb.sum().item(), total_sq + fb.pow(2).sum().item(), n + fb.numel()
+    if n == 0:
+        raise ValueError("dataset_stats needs at least one clip")
+    mean = total / n
+    return mean, math.sqrt(max(total_sq / n - mean * mean, 0.0))

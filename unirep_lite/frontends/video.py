@@ -5,7 +5,9 @@ whole in row k // cols, column k % cols, so the backbone sees each frame as a pi
 position in the grid. The authors' code instead calls reshape(B, C, 4h, 4w) on a B x C x N_F x h x w
 tensor. That reads memory in order, so each output row is 4 consecutive rows of one frame side by
 side: frame k becomes h/4 full-width strips, and neighbouring pixels of the output come from rows
-of the frame that are up to 3 apart. `layout="reshape"` reproduces it for comparison.
+of the frame that are up to 3 apart. `layout="authors"` reproduces it for comparison.
+
+Layout names: "paper" (the frame grid; also called "grid") and "authors" (also called "reshape").
 """
 from __future__ import annotations
 
@@ -70,17 +72,23 @@ def authors_reshape(frames: torch.Tensor) -> torch.Tensor:
     return out[0] if single else out
 
 
+LAYOUTS = {"paper": "paper", "grid": "paper", "authors": "authors", "reshape": "authors"}  # name -> layout
+
+
 class VideoFrontend(nn.Module):
     """(B x) N_F x 3 x h x w frames -> (B x) 3 x H x W image for create_model(..., in_chans=3).
 
-    layout: "grid" (the paper: a true frame grid) or "reshape" (the authors' code).
+    layout: "paper" (= "grid": a true frame grid) or "authors" (= "reshape": the authors' code).
     """
 
-    def __init__(self, layout: str = "grid"):
+    def __init__(self, layout: str = "paper"):
         super().__init__()
-        if layout not in ("grid", "reshape"):
-            raise ValueError(f"layout must be 'grid' or 'reshape', got {layout!r}")
-        self.layout = layout
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be 'paper' (or 'grid') or 'authors' (or 'reshape'), got {layout!r}")
+        self.layout = LAYOUTS[layout]
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return tile_frames(frames) if self.layout == "grid" else authors_reshape(frames)
+        return tile_frames(frames) if self.layout == "paper" else authors_reshape(frames)
+
+    def extra_repr(self) -> str:
+        return f"layout={self.layout!r}"

@@ -7,6 +7,9 @@ the deploy model) sees clean filterbanks.
   full run: 128 x 128 filterbank -> stage-3 map 8 x 8 (the paper's size), a 13 x 13 kernel covers it;
   FAST run: the filterbank averaged over 2 x 2 cells -> 64 x 64 (stage-3 map 4 x 4), a quarter of the
             pixels, so a CPU trains it in a minute or two.
+Layout and normalisation: `layout="paper"` (default: 1 x T x F, as the paper's text) or "authors"
+(1 x F x T, as their code); `normalize="clip"` (default: each clip to mean 0, std 1) or "dataset" (the
+authors': (fbank - mean) / (2 std) after padding, with the training split's statistics).
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from torch import nn
 
 from ..data import audio as data
 from ..env import resolve_fast
-from ..frontends.audio import AudioFrontend
+from ..frontends.audio import AudioFrontend, dataset_stats
 from ..model import create_model
 from ..train import TrainConfig
 from . import Recipe, register
@@ -23,15 +26,27 @@ from .images import class_baselines
 INPUT_SIZE = {"full": 128, "fast": 64}  # side of the filterbank image, per run mode
 
 
+def training_stats(fast: bool | None = None) -> tuple[float, float]:
+    """Mean and std of the training split's padded filterbanks (the authors' normalisation statistics)."""
+    train = data.load("train", fast=fast)
+    return dataset_stats(train[i][0] for i in range(len(train)))
+
+
 def make_model(variant: str = "unireplknet_a", lk_size: int = 13, fast: bool | None = None,
-               augment: bool | None = None, **overrides) -> nn.Module:
+               augment: bool | None = None, layout: str = "paper", normalize: str = "clip",
+               stats: tuple[float, float] | None = None, **overrides) -> nn.Module:
     """AudioFrontend (+ 2 x 2 average pooling in FAST mode) + UniRepLKNet(in_chans=1, 10 words).
 
     augment: SpecAugment in training; default on for the full run only. Its masks (up to 48 frames)
     can hide a whole word, which a long run learns to cope with but a few epochs do not.
+    layout, normalize: see the module docstring; normalize="dataset" without stats computes them
+    from the training split (`training_stats`).
     """
     fast = resolve_fast(fast)
-    frontend = AudioFrontend(augment=(not fast) if augment is None else augment)
+    if normalize == "dataset" and stats is None:
+        stats = training_stats(fast)
+    frontend = AudioFrontend(augment=(not fast) if augment is None else augment, layout=layout,
+                             normalize=normalize, stats=stats)
     backbone = create_model(variant, num_classes=len(data.WORDS), in_chans=1, lk_size=lk_size, **overrides)
     return nn.Sequential(frontend, nn.AvgPool2d(2), backbone) if fast else nn.Sequential(frontend, backbone)
 

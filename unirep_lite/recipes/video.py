@@ -8,7 +8,8 @@ kernels that reach across tiles can compare: that is what large kernels are for 
   FAST run: the grid averaged over 2 x 2 cells -> 64 x 64 (16 x 16 frames, stage-3 map 4 x 4), a
             quarter of the pixels, so a CPU trains it in a minute or two. Tiles stay separate (each
             is 32 wide, so no 2 x 2 cell straddles two frames).
-`layout="reshape"` builds the authors' row-interleaved layout instead, for comparison.
+`layout="authors"` (or "reshape") builds the authors' row-interleaved layout instead, for comparison;
+the default is `layout="paper"` (or "grid"), the frame grid the paper describes.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ INPUT_SIZE = {"full": 128, "fast": 64}  # side of the frame grid, per run mode
 
 
 def make_model(variant: str = "unireplknet_a", lk_size: int = 13, fast: bool | None = None,
-               layout: str = "grid", **overrides) -> nn.Module:
+               layout: str = "paper", **overrides) -> nn.Module:
     """VideoFrontend (+ 2 x 2 average pooling in FAST mode) + UniRepLKNet(in_chans=3, 8 actions)."""
     fast = resolve_fast(fast)
     frontend = VideoFrontend(layout)

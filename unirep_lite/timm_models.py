@@ -1,0 +1,164 @@
+"""timm-native UniRepLKNet: the nine variants in timm's model registry, built by `create_model`.
+
+`import unirep_lite` calls `register()`, after which timm's own API builds our model:
+
+    import timm, unirep_lite
+    model = timm.create_model("unireplknet_a", num_classes=10, in_chans=1)        # == unirep_lite.create_model
+    feats = timm.create_model("unireplknet_a", features_only=True)                 # 4 maps, strides 4..32
+    deploy = timm.utils.reparameterize_model(model.eval())                         # == unirep_lite.reparameterize
+    model = timm.create_model("unireplknet_a", pretrained=True,                    # a LOCAL file, no download
+                              pretrained_cfg_overlay=dict(file="unireplknet_a_in1k_224_acc77.03.pth"))
+
+timm declined to add UniRepLKNet, so nothing is downloaded: each `pretrained_cfg` names the authors'
+released file (Hugging Face repo `DingXiaoH/UniRepLKNet`, file names as in their `unireplknet.py`)
+as a fact, and `pretrained=True` needs a local copy (`file=`) or a loaded `state_dict=`. Loading goes
+through `unirep_lite.load_checkpoint` (bare or wrapped, training or deploy structure); with another
+`num_classes` than the file's, the classifier is left at its initialisation, as timm does.
+
+Without timm, `register()` does nothing. Names already registered by this module (a re-import) are
+left as they are; names registered by someone else (e.g. the authors' file) are not overwritten.
+"""
+from __future__ import annotations
+
+import warnings
+
+from torch import Tensor, nn
+
+HF_HUB_ID = "DingXiaoH/UniRepLKNet"
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+# timm tag -> (released file, classes, input size) per variant; the authors' `huggingface_file_names`
+RELEASED = {
+    "a": {"in1k": ("unireplknet_a_in1k_224_acc77.03.pth", 1000, 224)},
+    "f": {"in1k": ("unireplknet_f_in1k_224_acc78.58.pth", 1000, 224)},
+    "p": {"in1k": ("unireplknet_p_in1k_224_acc80.23.pth", 1000, 224)},
+    "n": {"in1k": ("unireplknet_n_in1k_224_acc81.64.pth", 1000, 224)},
+    "t": {"in1k": ("unireplknet_t_in1k_224_acc83.21.pth", 1000, 224)},
+    "s": {"in1k": ("unireplknet_s_in1k_224_acc83.91.pth", 1000, 224),
+          "in22k_ft_in1k_384": ("unireplknet_s_in22k_to_in1k_384_acc86.44.pth", 1000, 384),
+          "in22k": ("unireplknet_s_in22k_pretrain.pth", 21841, 224)},
+    "b": {"in22k_ft_in1k_384": ("unireplknet_b_in22k_to_in1k_384_acc87.40.pth", 1000, 384),
+          "in22k": ("unireplknet_b_in22k_pretrain.pth", 21841, 224)},
+    "l": {"in22k_ft_in1k_384": ("unireplknet_l_in22k_to_in1k_384_acc87.88.pth", 1000, 384),
+          "in22k": ("unireplknet_l_in22k_pretrain.pth", 21841, 224)},
+    "xl": {"in22k_ft_in1k_384": ("unireplknet_xl_in22k_to_in1k_384_acc87.96.pth", 1000, 384),
+           "in22k": ("unireplknet_xl_in22k_pretrain.pth", 21841, 224)},
+}
+
+
+def pretrained_cfgs() -> dict[str, dict]:
+    """'unireplknet_<v>.<tag>' -> timm pretrained_cfg fields naming the authors' released weights."""
+    cfgs = {}
+    for v, tags in RELEASED.items():
+        for tag, (filename, classes, size) in tags.items():
+            cfgs[f"unireplknet_{v}.{tag}"] = dict(
+                hf_hub_id=HF_HUB_ID, hf_hub_filename=filename, num_classes=classes,
+                input_size=(3, size, size), pool_size=(size // 32, size // 32), crop_pct=1.0 if size > 224 else 0.875,
+                interpolation="bicubic", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                first_conv="downsample_layers.0.0", classifier="head", license="apache-2.0",
+                paper_ids="arXiv:2311.15599")
+    return cfgs
+
+
+class StageFeatures(nn.Module):
+    """`features_only=True`: the backbone's stage outputs (strides 4, 8, 16, 32) as a list, like timm's."""
+
+    def __init__(self, model: nn.Module, out_indices=(0, 1, 2, 3)):
+        super().__init__()
+        from timm.models import FeatureInfo
+
+        out_indices = tuple(out_indices)
+        if not out_indices or any(i not in range(4) for i in out_indices):
+            raise ValueError(f"out_indices must be stage indices in 0..3, got {out_indices}")
+        model.head, model.norm = nn.Identity(), nn.Identity()  # unused: features stop at the stages
+        self.model, self.out_indices = model, out_indices
+        self.feature_info = FeatureInfo([dict(num_chs=d, reduction=4 * 2**i, module=f"stages.{i}")
+                                         for i, d in enumerate(model.dims)], out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        stages = self.model.forward_stages(x)
+        return [stages[i] for i in self.out_indices]
+
+
+def _build(name: str, pretrained: bool = False, pretrained_cfg=None, pretrained_cfg_overlay=None,
+           cache_dir=None, features_only: bool = False, out_indices=(0, 1, 2, 3), **kwargs) -> nn.Module:
+    """timm entrypoint body: `unirep_lite.create_model(name, **kwargs)` + pretrained_cfg + local weights."""
+    from timm.models import resolve_pretrained_cfg
+
+    from . import create_model, load_checkpoint
+
+    cfg = resolve_pretrained_cfg(name, pretrained_cfg=pretrained_cfg,
+                                 pretrained_cfg_overlay=pretrained_cfg_overlay).to_dict()
+    if features_only:
+        kwargs["num_classes"] = 0
+    elif cfg.get("num_classes") is not None:
+        kwargs.setdefault("num_classes", cfg["num_classes"])  # timm's convention: the weights' classes
+    model = create_model(name, **kwargs)
+    model.pretrained_cfg = model.default_cfg = cfg
+    if pretrained:
+        load_checkpoint(model, _adapted_state_dict(model, cfg, name))
+    return StageFeatures(model, out_indices) if features_only else model
+
+
+def _adapted_state_dict(model: nn.Module, cfg: dict, name: str) -> dict:
+    """The local weights named by cfg ('state_dict' or 'file'), fitted to the model's in_chans and classes."""
+    import torch
+    from timm.models import adapt_input_conv
+
+    from .checkpoint import unwrap_state_dict
+
+    source = cfg.get("state_dict") or cfg.get("file")
+    if source is None or (isinstance(source, str) and not source):
+        raise RuntimeError(
+            f"{name}: unirep_lite downloads nothing; get the authors' {cfg.get('hf_hub_filename')!r} "
+            f"(Hugging Face {cfg.get('hf_hub_id')!r}) yourself and pass "
+            "pretrained_cfg_overlay=dict(file='path/to/it.pth')")
+    if not isinstance(source, dict):
+        source = torch.load(source, map_location="cpu", weights_only=True)
+    sd = dict(unwrap_state_dict(source))
+    stem = cfg["first_conv"] + ".weight"
+    if stem in sd and sd[stem].shape[1] != model.in_chans:  # timm's rule: sum or repeat the RGB filters
+        sd[stem] = adapt_input_conv(model.in_chans, sd[stem])
+    prefix = cfg["classifier"] + "."
+    ours = {k: v for k, v in model.state_dict().items() if k.startswith(prefix)}
+    if {k: v.shape for k, v in ours.items()} != {k: v.shape for k, v in sd.items() if k.startswith(prefix)}:
+        sd = {k: v for k, v in sd.items() if not k.startswith(prefix)}
+        sd.update(ours)  # another number of classes (or none): keep the model's own, initialised classifier
+    return sd
+
+
+def _entrypoint(name: str):
+    def fn(pretrained: bool = False, **kwargs) -> nn.Module:
+        return _build(name, pretrained, **kwargs)
+
+    fn.__name__ = fn.__qualname__ = name  # timm registers an entrypoint under its function's name
+    fn.__module__ = __name__
+    fn.__doc__ = f"UniRepLKNet '{name}' from unirep_lite (timm entrypoint; keywords go to unirep_lite.create_model)."
+    return fn
+
+
+def register() -> list[str]:
+    """Register the nine variants with timm (no-op without timm); returns the names registered now."""
+    try:
+        from timm.models import generate_default_cfgs, is_model, model_entrypoint, register_model
+    except ImportError:
+        return []
+    from .model import list_models
+
+    global default_cfgs  # timm's register_model reads `default_cfgs` of the entrypoint's module
+    default_cfgs = generate_default_cfgs(pretrained_cfgs())
+    done = []
+    for name in list_models():
+        if is_model(name):
+            owner = getattr(model_entrypoint(name), "__module__", "?")
+            if owner != __name__:
+                warnings.warn(f"timm already has a model {name!r} (from {owner}); unirep_lite leaves it as it is",
+                              stacklevel=2)
+            continue
+        register_model(_entrypoint(name))
+        done.append(name)
+    for name in list_models():  # module attributes too: unirep_lite.timm_models.unireplknet_a(...)
+        fn = model_entrypoint(name)
+        if fn.__module__ == __name__:
+            globals()[name] = fn
+    return done
