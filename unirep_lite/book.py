@@ -43,7 +43,10 @@ ASSET_SKIP = ["*.map", "embed.js", "libembed-amd.js", "*.LICENSE.txt", "tex-*ful
 
 # Build-time environment: small runs, and plotly figures saved both for JupyterLab (mimetype) and as
 # self-contained HTML with plotly.js inlined (notebook), which is what the static page shows.
-BUILD_ENV = {"UNIREP_FAST": "1", "PLOTLY_RENDERER": "plotly_mimetype+notebook"}
+# UNIREP_BOOK=1: explorers render their precomputed plotly version (a widget on a static page is
+# frozen; unirep_lite.explorers); TQDM_DISABLE=1: no progress bars on the page (JupyterLab keeps them).
+BUILD_ENV = {"UNIREP_FAST": "1", "PLOTLY_RENDERER": "plotly_mimetype+notebook", "UNIREP_BOOK": "1",
+             "TQDM_DISABLE": "1"}
 
 # The tags that mark the two cells `colab` manages; both are hidden in the book (it has launch buttons).
 BADGE_TAG, INSTALL_TAG = "colab-badge", "colab-install"

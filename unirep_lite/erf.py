@@ -127,8 +127,9 @@ def _resize_crop(img: Tensor, resolution: int, box: tuple[float, float, float] |
         side = max(8, int(side * box[0]))
         top, left = int((h - side) * box[2]), int((w - side) * box[1])
     crop = img[:, top:top + side, left:left + side]
+    # antialiased bilinear resizing overshoots a little at sharp edges: keep the image in [0, 1]
     return F.interpolate(crop[None], size=(resolution, resolution), mode="bilinear",
-                         antialias=True, align_corners=False)[0]
+                         antialias=True, align_corners=False)[0].clamp_(0.0, 1.0)
 
 
 def load_images(source: str | os.PathLike = "photos", n: int = 8, resolution: int = 224, seed: int = 0,
