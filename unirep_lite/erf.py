@@ -344,8 +344,10 @@ def compute_erf(model: nn.Module, images: Tensor, stage: int = -1, batch_size: i
     total = torch.zeros(images.shape[-2:], dtype=torch.float64)
     n_stages = None
     try:
-        for start in tqdm(range(0, len(images), batch_size), desc=f"ERF {label}".strip(), disable=not progress,
-                          leave=False):
+        # `disable` only when asked: an explicit disable=False would override TQDM_DISABLE (the book)
+        quiet = {} if progress else {"disable": True}
+        for start in tqdm(range(0, len(images), batch_size), desc=f"ERF {label}".strip(), leave=False,
+                          **quiet):
             x = images[start:start + batch_size].to(device=p.device, dtype=p.dtype).requires_grad_(True)
             outs = stage_outputs(model, x)
             n_stages = len(outs)
