@@ -199,7 +199,8 @@ def reports(dom: str, name: str) -> list[dict]:
     return [json.loads(html_lib.unescape(m)) for m in re.findall(rf'<pre class="{name}">(.*?)</pre>', dom, re.S)]
 
 
-# Runs after the page's own scripts: every code cell, figure and the page itself must fit its width.
+# Runs after the page's own scripts: every code cell, output and figure must fit the article's column
+# (cells tagged full-width may use the margin) and the page must fit the window.
 OVERFLOW_JS = """
 window.addEventListener("load", function () { setTimeout(function () {
   var found = [];
@@ -210,7 +211,6 @@ window.addEventListener("load", function () { setTimeout(function () {
   };
   document.querySelectorAll("div.cell_input pre").forEach(function (el) { check(el, "code"); });
   document.querySelectorAll("div.cell_output .output").forEach(function (el) { check(el, "output"); });
-  document.querySelectorAll("article").forEach(function (el) { check(el, "article"); });
   var column = document.querySelector("article");
   var right = column ? column.getBoundingClientRect().right : window.innerWidth;
   document.querySelectorAll("div.cell:not(.tag_full-width) .cell_output img, .js-plotly-plot").forEach(function (el) {
