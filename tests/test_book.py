@@ -5,7 +5,9 @@ executes every notebook, once, in FAST mode, and a cell that raises fails it (th
 asserts are tests). Then every page is opened in headless Chromium with every host name made
 unresolvable, so whatever renders was served by the site itself, and the DOM after JavaScript ran is
 checked: no tracebacks or JS errors, every plotly figure drawn as SVG, every widget rendered, images
-present, math typeset. Screenshots of the merged-kernel and ERF pages go to build/book/screenshots/.
+present, math typeset, nothing wider than its column (code cells, figures, the page), and the static
+explorers (unirep_lite.explorers) redraw when a slider step is clicked. A screenshot of every page, at
+the width of a desktop browser, goes to build/book/screenshots/: look at them.
 
 Without Chromium the browser checks are skipped, unless UNIREP_REQUIRE_BROWSER=1 (CI sets it).
 """
@@ -29,8 +31,9 @@ from unirep_lite import book as bk
 OUT = bk.OUT
 SHOTS = OUT / "screenshots"
 NOTEBOOK_NAMES = [p.stem for p in bk.notebooks()]
-# the pages to photograph: the merged-kernel (02) and effective-receptive-field (04) notebooks
-SCREENSHOT_PAGES = ["02_*", "04_*"]
+# the pages with a static explorer: the merged-kernel (02) and effective-receptive-field (04) notebooks
+EXPLORER_PAGES = ["02_*", "04_*"]
+WINDOW = "1400,1800"  # a desktop browser: both sidebars shown, the article ~750 px wide
 
 CHROMIUM = next(filter(None, map(shutil.which, ["chromium", "chromium-browser", "google-chrome"])), None)
 CHROMIUM_FLAGS = [
@@ -168,16 +171,90 @@ def chromium(url: str, *extra: str, profile: Path) -> subprocess.CompletedProces
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
-def render(page: Path) -> tuple[str, list[str]]:
-    """(DOM after scripts ran, console messages) of one page in a fresh headless Chromium."""
-    with tempfile.TemporaryDirectory() as profile:
-        run = chromium(page.as_uri(), "--dump-dom", profile=Path(profile))
+def render(page: Path, script: str = "") -> tuple[str, list[str]]:
+    """(DOM after scripts ran, console messages) of one page in a fresh headless Chromium.
+
+    `script`: JavaScript to run in the page after it loaded (a check that writes its findings into
+    the DOM); it runs in a copy of the page next to the original, so relative links still work.
+    """
+    target = page
+    if script:
+        target = page.with_name(f"{page.stem}.__check__.html")
+        target.write_text(page.read_text().replace("</body>", f"<script>{script}</script></body>", 1))
+    try:
+        with tempfile.TemporaryDirectory() as profile:
+            run = chromium(target.as_uri(), "--dump-dom", f"--window-size={WINDOW}", profile=Path(profile))
+    finally:
+        if script:
+            target.unlink()
     assert run.returncode == 0 and "</html>" in run.stdout, f"chromium failed on {page}: {run.stderr[-2000:]}"
     console = [m.group(1) for m in re.finditer(r":CONSOLE[^\]]*\] (.*)", run.stderr)]
     return run.stdout, console
 
 
-def screenshot(page: Path, png: Path, size: str = "1400,1800") -> None:
+def reports(dom: str, name: str) -> list[dict]:
+    """The JSON objects a check script left in <pre class="NAME"> elements of the DOM."""
+    import html as html_lib
+
+    return [json.loads(html_lib.unescape(m)) for m in re.findall(rf'<pre class="{name}">(.*?)</pre>', dom, re.S)]
+
+
+# Runs after the page's own scripts: every code cell, output and figure must fit the article's column
+# (cells tagged full-width may use the margin) and the page must fit the window.
+OVERFLOW_JS = """
+window.addEventListener("load", function () { setTimeout(function () {
+  var found = [];
+  var check = function (el, what) {
+    if (el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0)
+      found.push(what + ": " + el.scrollWidth + " px in " + el.clientWidth + " px: " +
+                 (el.textContent || "").trim().slice(0, 60));
+  };
+  document.querySelectorAll("div.cell_input pre").forEach(function (el) { check(el, "code"); });
+  document.querySelectorAll("div.cell_output .output").forEach(function (el) { check(el, "output"); });
+  var column = document.querySelector("article");
+  var right = column ? column.getBoundingClientRect().right : window.innerWidth;
+  document.querySelectorAll("div.cell:not(.tag_full-width) .cell_output img, .js-plotly-plot").forEach(function (el) {
+    var box = el.getBoundingClientRect();
+    if (box.right > right + 1) found.push("figure sticks out of the column by " + Math.round(box.right - right) + " px");
+  });
+  if (document.documentElement.scrollWidth > window.innerWidth + 1)
+    found.push("page: " + document.documentElement.scrollWidth + " px wide in a " + window.innerWidth + " px window");
+  var pre = document.createElement("pre");
+  pre.className = "overflow-report";
+  pre.textContent = JSON.stringify({problems: found});
+  document.body.appendChild(pre);
+}, 4000); });
+"""
+
+# Clicks the first step of every plotly slider and reports whether the drawn heatmaps and titles
+# changed. Headless Chromium under a virtual time budget draws no frames, so frame callbacks (plotly
+# runs a slider's step in one) are run on a timer here.
+SLIDER_JS = """
+window.requestAnimationFrame = function (cb) { return setTimeout(function () { cb(performance.now()); }, 16); };
+window.addEventListener("load", function () { setTimeout(function () {
+  var drawn = function (gd) {
+    return Array.from(gd.querySelectorAll("image")).map(function (i) { return i.getAttribute("href") || ""; }).join("|") +
+      Array.from(gd.querySelectorAll(".gtitle, .annotation-text")).map(function (t) { return t.textContent; }).join("|");
+  };
+  document.querySelectorAll(".js-plotly-plot").forEach(function (gd, i) {
+    var rail = gd.querySelector(".slider-rail-touch-rect");
+    if (!rail) return;
+    var before = drawn(gd), box = rail.getBoundingClientRect();
+    var at = {bubbles: true, view: window, clientX: box.left + 2, clientY: box.top + box.height / 2};
+    rail.dispatchEvent(new MouseEvent("mousedown", at));
+    gd.dispatchEvent(new MouseEvent("mouseup", at));
+    setTimeout(function () {
+      var pre = document.createElement("pre");
+      pre.className = "slider-report";
+      pre.textContent = JSON.stringify({figure: i, active: gd.layout.sliders[0].active, changed: drawn(gd) !== before});
+      document.body.appendChild(pre);
+    }, 1500);
+  });
+}, 5000); });
+"""
+
+
+def screenshot(page: Path, png: Path, size: str = WINDOW) -> None:
     with tempfile.TemporaryDirectory() as profile:
         run = chromium(page.as_uri(), f"--screenshot={png}",
                        f"--window-size={size}", profile=Path(profile))
@@ -235,12 +312,35 @@ def test_intro_and_part_pages_render_for_a_reader(html):
 
 
 @needs_browser
-def test_screenshots_of_the_merged_kernel_and_erf_pages(html):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    pages = [p for pattern in SCREENSHOT_PAGES for p in sorted((html / "notebooks").glob(pattern + ".html"))]
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_nothing_is_wider_than_the_column(html, name):
+    dom, _ = render(html / "notebooks" / f"{name}.html", OVERFLOW_JS)
+    found = reports(dom, "overflow-report")
+    assert found, f"notebooks/{name}: the overflow check did not run"
+    assert not found[0]["problems"], f"notebooks/{name} overflows:\n  " + "\n  ".join(found[0]["problems"])
+
+
+@needs_browser
+def test_static_explorers_change_when_their_slider_moves(html):
+    pages = [p for pattern in EXPLORER_PAGES for p in sorted((html / "notebooks").glob(pattern + ".html"))]
     if not pages:
         pytest.skip("notebooks 02 and 04 don't exist yet")
     for page in pages:
-        # a tall window, so the figures further down are in the picture (headless has no full-page shot)
-        screenshot(page, SHOTS / f"{page.stem}.png", size="1400,7000")
-        assert (SHOTS / f"{page.stem}.png").stat().st_size > 10_000, f"{page.stem}: screenshot looks blank"
+        dom, _ = render(page, SLIDER_JS)
+        found = reports(dom, "slider-report")
+        assert found, f"{page.stem}: no plotly figure with a slider (the static explorer is missing)"
+        for r in found:
+            assert r["active"] == 0, f"{page.stem}: the click did not move slider {r}"
+            assert r["changed"], f"{page.stem}: figure {r['figure']} looks the same after a slider step"
+
+
+@needs_browser
+def test_screenshot_of_every_page(html):
+    """One tall screenshot per page (headless has no full-page shot) in build/book/screenshots/."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pages = [p for p in sorted(html.rglob("*.html")) if "_static" not in p.parts
+             and p.name not in {"genindex.html", "search.html", "index.html"}]
+    for page in pages:
+        png = SHOTS / f"{page.stem}.png"
+        screenshot(page, png, size="1400,9000")
+        assert png.stat().st_size > 10_000, f"{page.stem}: screenshot looks blank"

@@ -89,6 +89,8 @@ def test_erf_explorer_headless_and_errors(tmp_path):
     ex = widgets.ERFExplorer(source="noise", progress=False)
     ui = ex.widget(resolutions=(32, 64), n_images=1)
     c = ui.controls
+    assert "area ratios" in c["message"].value and c["scale"].value == "decades"
+    c["scale"].value = "replknet"               # only redraws
     assert "area ratios" in c["message"].value
     c["model"].value = "resnet18"               # K = 13 is a UniRepLKNet option only
     ui.run()

@@ -48,8 +48,10 @@ ASSET_SKIP = ["*.map", "embed.js", "libembed-amd.js", "*.LICENSE.txt", "tex-*ful
               "mml-*.js", "tex-chtml.js", "tex-mml-svg.js", "tex-mml-chtml-*.js"]
 
 # Build-time environment: the small runs (plotly figures are saved for JupyterLab and as self-contained
-# HTML by unirep_lite.course.execute, which is what the static page shows).
-BUILD_ENV = {"UNIREP_FAST": "1", "UNIREP_SIZE": "fast"}
+# HTML by unirep_lite.course.execute, which is what the static page shows). UNIREP_BOOK=1: explorers
+# render their precomputed plotly version (a widget on a static page is frozen; unirep_lite.explorers);
+# TQDM_DISABLE=1: no progress bars on the page (JupyterLab keeps them).
+BUILD_ENV = {"UNIREP_FAST": "1", "UNIREP_SIZE": "fast", "UNIREP_BOOK": "1", "TQDM_DISABLE": "1"}
 
 # The tags that mark the two cells `colab` manages: the badge is hidden in the book (it has launch
 # buttons); of the setup cell the book shows only what it printed (mode, device, expected minutes).

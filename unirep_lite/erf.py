@@ -132,8 +132,9 @@ def _resize_crop(img: Tensor, resolution: int, box: tuple[float, float, float] |
         side = max(8, int(side * box[0]))
         top, left = int((h - side) * box[2]), int((w - side) * box[1])
     crop = img[:, top:top + side, left:left + side]
+    # antialiased bilinear resizing overshoots a little at sharp edges: keep the image in [0, 1]
     return F.interpolate(crop[None], size=(resolution, resolution), mode="bilinear",
-                         antialias=True, align_corners=False)[0]
+                         antialias=True, align_corners=False)[0].clamp_(0.0, 1.0)
 
 
 def load_images(source: str | os.PathLike = "photos", n: int = 8, resolution: int = 224, seed: int = 0,
@@ -352,8 +353,10 @@ def compute_erf(model: nn.Module, images: Tensor, stage: int = -1, batch_size: i
             model = reparameterize(model.eval())
         model.eval()
         p = next(model.parameters())
-        for start in tqdm(range(0, len(images), batch_size), desc=f"ERF {label}".strip(), disable=not progress,
-                          leave=False):
+        # `disable` only when asked: an explicit disable=False would override TQDM_DISABLE (the book)
+        quiet = {} if progress else {"disable": True}
+        for start in tqdm(range(0, len(images), batch_size), desc=f"ERF {label}".strip(), leave=False,
+                          **quiet):
             x = images[start:start + batch_size].to(device=p.device, dtype=p.dtype).requires_grad_(True)
             outs = stage_outputs(model, x)
             n_stages = len(outs)

@@ -16,6 +16,26 @@ from .erf import THRESHOLDS
 from .reparam import dilated_to_sparse, fuse_bn, pad_to
 
 
+# ------------------------------------------------------------------------------------ style
+
+# Figures sized for the book's text column (about 700 px): at 100 dpi a 7-inch figure is drawn at
+# its own size, so 9-10 pt text stays 12-14 px on the page. Wider figures get shrunk, and their text
+# with them: split them into rows instead.
+BOOK_RC = {
+    "figure.figsize": (7.0, 3.6), "figure.dpi": 100, "savefig.dpi": 100,
+    "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "legend.fontsize": 9,
+    "xtick.labelsize": 9, "ytick.labelsize": 9, "figure.titlesize": 11,
+    "figure.constrained_layout.use": False, "savefig.bbox": "tight",
+}
+
+
+def book_style() -> None:
+    """Set matplotlib's defaults for figures that read well at the book's column width."""
+    import matplotlib as mpl
+
+    mpl.rcParams.update(BOOK_RC)
+
+
 # ------------------------------------------------------------------------------------ kernels
 
 @torch.no_grad()
@@ -63,9 +83,13 @@ def plot_kernels(parts: Sequence[tuple[str, np.ndarray]], suptitle: str = "", sh
     if not parts:
         raise ValueError("plot_kernels needs at least one (title, kernel) pair")
     n = len(parts)
-    fig, axes = plt.subplots(1, n, figsize=(1.9 * n + 0.4, 2.4), squeeze=False)
+    cols = min(n, 4)  # at most four panels a row: readable at the book's column width
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.75 * cols + 0.2, 2.0 * rows + 0.3), squeeze=False)
     vmax = max(np.abs(k).max() for _, k in parts) or 1.0
-    for ax, (title, k) in zip(axes[0], parts):
+    for ax in axes.flat[n:]:
+        fig.delaxes(ax)
+    for ax, (title, k) in zip(axes.flat, parts):
         _kernel_ax(ax, k, title, vmax if shared_scale else (np.abs(k).max() or 1.0))
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
@@ -81,17 +105,26 @@ def plot_block(block, channel: int = 0, suptitle: str | None = None):
     kernels = block_kernels(block, channel)
     feet = branch_footprints(block.K, block.ks, block.rs) + [("merged: all of them", None)]
     n = len(kernels)
-    fig, axes = plt.subplots(2, n, figsize=(1.75 * n + 0.4, 4.4), squeeze=False)
+    # at most four branches a row (readable at the book's column width); each branch is a column
+    # of two panels: the pixels it sees above its kernel
+    cols = min(n, 4)
+    bands = -(-n // cols)
+    fig, axes = plt.subplots(2 * bands, cols, figsize=(1.75 * cols + 0.4, 3.9 * bands + 0.3), squeeze=False)
+    for j in range(n, bands * cols):  # empty places of the last band
+        fig.delaxes(axes[2 * (j // cols), j % cols])
+        fig.delaxes(axes[2 * (j // cols) + 1, j % cols])
     vmax = max(np.abs(k).max() for _, k in kernels) or 1.0
     for j, ((t_k, k), (t_f, f)) in enumerate(zip(kernels, feet)):
         if f is None:  # the merged kernel sees the union: every pixel of the KxK window
             f = np.ones_like(k)
-        _kernel_ax(axes[0, j], f * 0.6, t_f, 1.0, cmap="Greys")
-        _kernel_ax(axes[1, j], k, t_k, vmax)
-    axes[0, 0].set_ylabel("pixels seen", fontsize=9)
-    axes[1, 0].set_ylabel("kernel", fontsize=9)
+        top, bottom = axes[2 * (j // cols), j % cols], axes[2 * (j // cols) + 1, j % cols]
+        _kernel_ax(top, f * 0.6, t_f, 1.0, cmap="Greys")
+        _kernel_ax(bottom, k, t_k, vmax)
+    for band in range(bands):
+        axes[2 * band, 0].set_ylabel("pixels seen", fontsize=9)
+        axes[2 * band + 1, 0].set_ylabel("kernel", fontsize=9)
     fig.suptitle(suptitle if suptitle is not None else
-                 f"Dilated Reparam Block K={block.K}: branches and merged kernel (channel {channel})", fontsize=10)
+                 f"Dilated Reparam Block K={block.K}:\nbranches and merged kernel (channel {channel})", fontsize=10)
     fig.tight_layout(h_pad=1.5)
     return fig
 
@@ -109,7 +142,8 @@ def plotly_kernels(parts: Sequence[tuple[str, np.ndarray]], title: str = ""):
         fig.update_xaxes(showticklabels=False, row=1, col=j)
         fig.update_yaxes(showticklabels=False, autorange="reversed", scaleanchor=f"x{j if j > 1 else ''}",
                          row=1, col=j)
-    fig.update_layout(title=title, height=260, width=max(400, 170 * n), margin=dict(l=10, r=10, t=60, b=10))
+    # no fixed width: the figure fills its container (the book column, a notebook cell)
+    fig.update_layout(title=title, height=260, autosize=True, margin=dict(l=10, r=10, t=60, b=10))
     return fig
 
 
@@ -147,9 +181,10 @@ def plot_erfs(erfs: Sequence, threshold: float | None = 0.5, cols: int | None = 
     erfs = list(erfs)
     if not erfs:
         raise ValueError("plot_erfs needs at least one ERF")
-    cols = cols or min(len(erfs), 4)
+    cols = cols or min(len(erfs), 3)  # three a row fit the book's column with readable titles
     rows = (len(erfs) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 3.2 * rows), squeeze=False)
+    side = min(3.0, 7.2 / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(side * cols, (side + 0.4) * rows), squeeze=False)
     for ax in axes.flat[len(erfs):]:
         ax.axis("off")
     for ax, e in zip(axes.flat, erfs):
@@ -211,7 +246,7 @@ def plotly_erfs(erfs: Sequence, title: str | None = None, scale: str = "replknet
                          row=1, col=j)
     if title is None:
         title = "ERF, log10(x+1) scaled to [0, 1]" if scale == "replknet" else "ERF, decades below the peak"
-    fig.update_layout(title=title, height=330, width=max(420, 250 * n), margin=dict(l=10, r=10, t=70, b=10))
+    fig.update_layout(title=title, height=330, autosize=True, margin=dict(l=10, r=10, t=70, b=10))
     return fig
 
 

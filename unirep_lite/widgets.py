@@ -4,6 +4,8 @@ Each explorer is a thin layer over a plain function (`render_block`, `ERFExplore
 tests call directly. A choice the library rejects (an even K, a branch wider than K, a kernel size
 for a timm model, a missing folder) shows the library's own error message in the widget, in red,
 instead of a traceback. Widgets also work headless (nbclient, CI): they just are not interactive.
+On a static page (the book) a widget is only its saved first state: the notebooks show the plotly
+versions of `unirep_lite.explorers` there instead.
 """
 from __future__ import annotations
 
@@ -109,7 +111,8 @@ class ERFExplorer:
     """Compute and cache ERFs by (model, kernel size, stage, resolution, images), then draw them.
 
     ERFs take seconds, so the widget computes on a button press and only redraws when just the
-    threshold changes.
+    threshold or the scale changes. It opens on the decades scale, which shows the spread of a
+    random-init network's ERF (see `unirep_lite.explorers.erf_figure` for the static-page version).
     """
 
     MODELS = ("unireplknet_a", "convnextv2_atto", "resnet18")
@@ -146,6 +149,8 @@ class ERFExplorer:
             raise ValueError(f"resolution {resolution} is not one of the offered resolutions {tuple(resolutions)}")
         res = w.Dropdown(options=list(resolutions), value=resolution, description="resolution")
         thresh = w.Dropdown(options=list(erf_lib.THRESHOLDS), value=0.5, description="threshold")
+        # decades below the peak: at random init RepLKNet's log10(x + 1) shows little but the peak
+        scale = w.Dropdown(options=list(plots.SCALES), value="decades", description="scale")
         n = w.IntSlider(value=n_images, min=1, max=32, description="images")
         source = w.Text(value=str(self.source), description="images from",
                         placeholder="photos, noise, or a folder path")
@@ -159,7 +164,7 @@ class ERFExplorer:
             e = state["erf"]
             if e is None:
                 return
-            fig = plots.plot_erfs([e], threshold=thresh.value)
+            fig = plots.plot_erfs([e], threshold=thresh.value, scale=scale.value)
             ratios = e.area_ratios()
             text = ", ".join(f"t={t}: {r:.4f}" for t, r in ratios.items())
             message.value = f"area ratios {text}; theoretical RF {e.theoretical_rf} px"
@@ -179,11 +184,14 @@ class ERFExplorer:
 
         go.on_click(run)
         thresh.observe(draw, names="value")
+        scale.observe(draw, names="value")
         if compute_now:
             run()
-        ui = w.VBox([w.HBox([model, kernel, stage]), w.HBox([res, n, thresh]), w.HBox([source, go]), message, out])
+        ui = w.VBox([w.HBox([model, kernel, stage]), w.HBox([res, n, thresh]), w.HBox([source, scale, go]),
+                     message, out])
         ui.run, ui.draw = run, draw
         ui.controls = {"model": model, "kernel": kernel, "stage": stage, "resolution": res, "threshold": thresh,
+                       "scale": scale,
                        "images": n, "source": source, "message": message, "out": out}
         return ui
 

@@ -1,0 +1,224 @@
+"""Explorers that stay interactive without a kernel: precomputed states as one plotly figure.
+
+The ipywidgets explorers (`unirep_lite.widgets`) compute whatever the reader asks for, but on a static
+web page (the book) there is no Python behind them: a widget there is only its saved first state.
+The figures here compute a grid of states up front (a slider over one choice, a menu over another)
+and let plotly.js switch between them in the browser, so the page needs no kernel.
+
+    kernel_figure()      merged kernels: slider K (every K of the branch table), menu branch choice
+    erf_figure(...)      effective receptive fields: slider K, menu stage (random-init UniRepLKNet-A)
+    live_or_static(...)  the widget in JupyterLab, the figure when the book is built (UNIREP_BOOK=1)
+
+How the two controls combine without JavaScript of our own: every state is a set of traces that a
+slider step makes visible; each menu entry swaps in the slider whose steps belong to that entry.
+Switching the menu returns the slider to its starting value.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from . import plots
+from .reparam import BRANCHES
+
+# The book build sets this (unirep_lite/book.py: BUILD_ENV); JupyterLab, Colab and Binder don't.
+BOOK_ENV = "UNIREP_BOOK"
+
+
+def static_book() -> bool:
+    """True while the static book is being built: widgets there would be frozen on the page."""
+    return os.environ.get(BOOK_ENV) == "1"
+
+
+def live_or_static(live: Callable, static: Callable):
+    """`live()` (an ipywidgets explorer) in a live kernel, `static()` (a plotly figure) in the book."""
+    return static() if static_book() else live()
+
+
+# ---------------------------------------------------------------------------------------------------
+# the generic figure: states[(slider value, menu value)] = panels
+
+
+def state_figure(states: dict[tuple, Sequence[tuple[str, np.ndarray]]], slider: tuple[str, Sequence],
+                 menu: tuple[str, Sequence], start: tuple, title: Callable[[object, object], str],
+                 styles: Sequence[dict] | None = None, height: int = 360):
+    """One plotly figure showing `states` one at a time: a slider over `slider` values, a menu over
+    `menu` values. Each state is a list of (panel title, 2-D array); every state has the same number
+    of panels. `styles`, one per panel column: `colorscale` and `range`, either "symmetric" (centred
+    on zero, for kernel weights), "data" (0 to the panel's maximum) or "decades" (an ERF in [0, 1] on
+    a 4-decade scale, stored as whole percent in bytes to keep the page small).
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    slider_name, slider_values = slider
+    menu_name, menu_values = menu
+    keys = [(s, m) for m in menu_values for s in slider_values]
+    missing = [k for k in keys if k not in states]
+    if missing:
+        raise ValueError(f"state_figure: no panels for {missing[:3]} (need every (slider, menu) pair)")
+    if start not in states:
+        raise ValueError(f"start {start!r} is not one of the states")
+    n = len(states[keys[0]])
+    if any(len(states[k]) != n for k in keys):
+        raise ValueError("state_figure: every state needs the same number of panels")
+
+    styles = list(styles or [dict(colorscale="RdBu_r", range="symmetric")] * n)
+    if len(styles) != n:
+        raise ValueError(f"state_figure: {n} panels per state but {len(styles)} styles")
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[t for t, _ in states[start]],
+                        horizontal_spacing=0.06)
+    first_trace = {}
+    for key in keys:
+        first_trace[key] = len(fig.data)
+        panels = states[key]
+        for j, ((_, z), style) in enumerate(zip(panels, styles), start=1):
+            kind = style.get("range", "symmetric")
+            z = np.asarray(z, dtype=float)
+            vmax = float(np.abs(z).max()) or 1.0
+            bar = dict(thickness=12, len=0.9)
+            hover = "row %{y}, column %{x}: %{z:.3g}<extra></extra>"
+            if kind == "decades":
+                z = np.round(np.clip(z, 0, 1) * 100).astype(np.uint8)
+                scale = dict(zmin=0, zmax=100)
+                bar.update(tickvals=[0, 25, 50, 75, 100],
+                           ticktext=["10<sup>-4</sup>", "10<sup>-3</sup>", "10<sup>-2</sup>", "0.1",
+                                     "peak"])
+                hover = "row %{y}, column %{x}<extra></extra>"
+            else:
+                scale = {"symmetric": dict(zmin=-vmax, zmax=vmax), "data": dict(zmin=0.0, zmax=vmax)}[kind]
+            fig.add_trace(go.Heatmap(z=z, colorscale=style.get("colorscale", "RdBu_r"), **scale,
+                                     visible=key == start, showscale=j == n, colorbar=bar,
+                                     hovertemplate=hover), 1, j)
+    for j in range(1, n + 1):
+        fig.update_xaxes(showticklabels=False, constrain="domain", row=1, col=j)
+        fig.update_yaxes(showticklabels=False, autorange="reversed", constrain="domain",
+                         scaleanchor=f"x{j if j > 1 else ''}", row=1, col=j)
+
+    def layout_for(key):
+        """Visibility of every trace, and the panel titles and figure title of state `key`."""
+        visible = [False] * len(fig.data)
+        for j in range(n):
+            visible[first_trace[key] + j] = True
+        annotations = [dict(a.to_plotly_json(), text=t)
+                       for a, (t, _) in zip(fig.layout.annotations, states[key])]
+        return [{"visible": visible}, {"annotations": annotations, "title.text": title(*key)}]
+
+    def slider_for(m):
+        steps = [dict(method="update", label=str(s), args=layout_for((s, m))) for s in slider_values]
+        active = list(slider_values).index(start[0])
+        return dict(active=active, steps=steps, currentvalue=dict(prefix=f"{slider_name} = "),
+                    pad=dict(t=30, b=0), len=1.0, x=0.0)
+
+    buttons = [dict(method="update", label=f"{menu_name}: {m}",
+                    args=[layout_for((start[0], m))[0], {**layout_for((start[0], m))[1],
+                                                          "sliders": [slider_for(m)]}])
+               for m in menu_values]
+    fig.update_annotations(font_size=13)
+    fig.update_layout(
+        title=dict(text=title(*start), font=dict(size=14), x=0.0, xanchor="left", y=0.98, yanchor="top"),
+        sliders=[slider_for(start[1])],
+        updatemenus=[dict(buttons=buttons, active=list(menu_values).index(start[1]), direction="down",
+                          x=1.0, xanchor="right", y=1.0, yanchor="bottom", pad=dict(b=48),
+                          showactive=True)],
+        height=height, autosize=True, margin=dict(l=10, r=10, t=125, b=10),
+        font=dict(size=12),
+    )
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------
+# merged kernels
+
+
+def branch_choices(K: int) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+    """A few branch sets for a KxK block, all derived from the authors' table (reparam.BRANCHES)."""
+    ks, rs = BRANCHES[K]
+    return {
+        "authors' branches": (ks, rs),
+        "dense KxK only": ((), ()),
+        "undilated k=5 only": (ks[:1], rs[:1]),
+        "dilated ones only (r > 1)": (ks[1:], rs[1:]),
+    }
+
+
+@torch.no_grad()
+def kernel_states(sizes: Sequence[int] | None = None, seed: int = 0) -> dict[tuple, list]:
+    """(K, branch choice) -> [footprint count, merged kernel] for every K of the branch table."""
+    from .blocks import DilatedReparamBlock
+    from .testing import randomize_
+
+    states = {}
+    for K in sizes or sorted(BRANCHES):
+        for name, (ks, rs) in branch_choices(K).items():
+            block = randomize_(DilatedReparamBlock(1, K, branches=(ks, rs)), seed=seed).eval()
+            count = sum(f for _, f in plots.branch_footprints(K, ks, rs))
+            merged = plots.block_kernels(block, 0)[-1][1]
+            states[(K, name)] = [(f"branches that see each pixel<br>(centre: {int(count.max())})", count),
+                                 (f"merged {K}x{K} kernel<br>(random weights, BN folded)", merged)]
+    return states
+
+
+def kernel_figure(K: int = 13, seed: int = 0):
+    """The merged-kernel explorer for a static page: slider K, menu branch choice."""
+    sizes = sorted(BRANCHES)
+    states = kernel_states(sizes, seed)
+    names = list(branch_choices(sizes[0]))
+    return state_figure(states, ("K", sizes), ("branches", names), (K, names[0]),
+                        title=lambda k, m: f"Dilated Reparam Block, K = {k}",
+                        styles=[dict(colorscale="Viridis", range="data"),
+                                dict(colorscale="RdBu_r", range="symmetric")], height=420)
+
+
+# ---------------------------------------------------------------------------------------------------
+# effective receptive fields
+
+ERF_KERNELS = (3, 5, 7, 9, 11, 13, 15, 17)
+
+
+def erf_states(kernels: Sequence[int] = ERF_KERNELS, stages: Sequence[int] = (1, 2, 3, 4),
+               resolution: int = 128, n_images: int = 4, seed: int = 0,
+               source: str = "photos") -> dict[tuple, list]:
+    """(K, "stage s") -> [ERF of K = 3, ERF of K], random-init UniRepLKNet-A, decades scale.
+
+    Panel titles give the high-contribution area ratios (RepLKNet's measure): the share of the image
+    covered by the smallest centred square holding 50% and 99% of the contribution.
+    """
+    from . import erf as erf_lib
+
+    images = erf_lib.load_images(source, n_images, resolution, seed=seed)
+    maps = {}
+    for K in sorted(set(kernels) | {3}):
+        model = erf_lib.build_model("unireplknet_a", lk_size=K, seed=seed)
+        from .model import reparameterize
+
+        model = reparameterize(model.eval())  # the same function in eval mode, one conv per block
+        for s in stages:
+            maps[(K, s)] = erf_lib.compute_erf(model, images, stage=s - 1, progress=False,
+                                               label=f"K={K}, stage {s}")
+    states = {}
+    for K in kernels:
+        for s in stages:
+            panels = []
+            for k in (3, K):
+                e = maps[(k, s)]
+                r = e.area_ratios((0.5, 0.99))
+                panels.append((f"K = {k}<br>50% within {r[0.5]:.1%}, 99% within {r[0.99]:.0%}",
+                               e.decades(4.0)))
+            states[(K, f"stage {s}")] = panels
+    return states
+
+
+def erf_figure(kernels: Sequence[int] = ERF_KERNELS, stages: Sequence[int] = (1, 2, 3, 4),
+               resolution: int = 128, n_images: int = 4, seed: int = 0, K: int = 13, stage: int = 3,
+               source: str = "photos"):
+    """The ERF explorer for a static page: slider K, menu stage; K = 3 drawn alongside."""
+    states = erf_states(kernels, stages, resolution, n_images, seed, source)
+    menu = [f"stage {s}" for s in stages]
+    return state_figure(
+        states, ("K", list(kernels)), ("stage", menu), (K, f"stage {stage}"),
+        title=lambda k, m: f"ERF of random-init UniRepLKNet-A, {m}, {resolution} x {resolution}",
+        styles=[dict(colorscale="Magma", range="decades")] * 2, height=440)
