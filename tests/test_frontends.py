@@ -196,3 +196,29 @@ def test_video_layout_names():
     assert VideoFrontend("grid").layout == "paper" and VideoFrontend("reshape").layout == "authors"
     with pytest.raises(ValueError, match="paper"):
         VideoFrontend("mosaic")
+
+
+def test_batched_filterbank_equals_kaldi_on_every_clip():
+    """The audio front-end computes the whole batch at once: the same numbers as kaldi.fbank per clip."""
+    from unirep_lite.frontends.audio import AudioFrontend, log_mel_fbank, log_mel_fbank_batch
+
+    g = torch.Generator().manual_seed(0)
+    waves = torch.randn(3, 16000, generator=g) * 0.1
+    ref = torch.stack([log_mel_fbank(w[None]) for w in waves])
+    assert torch.allclose(log_mel_fbank_batch(waves), ref, atol=1e-5, rtol=0)
+    fe = AudioFrontend().eval()
+    one = torch.stack([fe(w[None]) for w in waves])
+    assert torch.allclose(fe(waves[:, None]), one, atol=1e-5, rtol=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the filterbank stays float32 under autocast
+        out = fe(waves[:, None])
+    assert out.dtype == torch.float32 and torch.allclose(out, one, atol=1e-5, rtol=0)
+
+
+def test_spec_augment_masks_each_clip_independently():
+    from unirep_lite.frontends.audio import AudioFrontend
+
+    torch.manual_seed(0)
+    fe = AudioFrontend(augment=True).train()
+    waves = torch.randn(1, 16000).repeat(8, 1)[:, None]  # the same clip eight times
+    out = fe(waves)
+    assert not all(torch.equal(out[0], out[i]) for i in range(1, 8))

@@ -13,6 +13,9 @@ import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
+import torch
+from tqdm.auto import tqdm
+
 
 def check_folder(root, layout: str, on_error: str | None = None) -> None:
     """The checks every real-benchmark folder loader starts with: a valid on_error and an existing
@@ -28,8 +31,6 @@ def drop_unreadable(items: Sequence, read: Callable, desc: str = "checking files
 
     Returns (kept items, error messages: list[str]); the messages, which name each file, also go to a warning.
     """
-    from tqdm.auto import tqdm
-
     kept, skipped = [], []
     for item in tqdm(items, desc=desc, leave=False):
         try:
@@ -66,6 +67,22 @@ def load_npy(path, fix: str = REBUILD, **kwargs):
         raise
     except Exception as e:
         raise ValueError(f"{path}: not a readable .npy file ({type(e).__name__}: {e}); {fix}") from e
+
+
+class FixedSamples:
+    """For datasets whose samples never change: `to_tensors()` stacks a whole split once, so `fit`
+    keeps it on the training device and batches it by indexing (`unirep_lite.batches`). A dataset
+    with a `transform` (which may draw a random augmentation per sample) declines: None."""
+
+    def to_tensors(self):
+        if getattr(self, "transform", None) is not None or len(self) == 0:
+            return None
+        xs, ys = zip(*(self[i] for i in tqdm(range(len(self)), desc="to tensors", leave=False,
+                                               disable=len(self) < 10_000)))
+        if not all(isinstance(x, torch.Tensor) for x in xs):
+            return None
+        y = torch.stack(ys) if isinstance(ys[0], torch.Tensor) else torch.as_tensor(ys)
+        return torch.stack(xs), y
 
 
 # after the helpers above: the modality modules import them from here

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite.data import SPLITS, cache, check_folder, check_split, drop_unreadable, load_npy
+from unirep_lite.data import FixedSamples, SPLITS, cache, check_folder, check_split, drop_unreadable, load_npy
 
 NAME = "speech"
 VERSION = 1
@@ -244,7 +244,7 @@ def build(fast: bool | None = None, root=None, force: bool = False) -> Path:
     return cache.build_modality(NAME, _params, _builder, version=VERSION, fast=fast, root=root, force=force)
 
 
-class SpokenWords(Dataset):
+class SpokenWords(FixedSamples, Dataset):
     """The built speech split: (waveform 1 x 16000 float32 in [-1, 1], label); `.voices` per clip."""
 
     def __init__(self, folder: Path, split: str, transform=None):

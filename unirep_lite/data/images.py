@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite.data import SPLITS, cache, check_folder, check_split, drop_unreadable, load_npy
+from unirep_lite.data import FixedSamples, SPLITS, cache, check_folder, check_split, drop_unreadable, load_npy
 
 NAME = "digits"
 VERSION = 1
@@ -62,7 +62,7 @@ def build(fast: bool | None = None, root=None, force: bool = False) -> Path:
     return cache.build_modality(NAME, _params, _builder, version=VERSION, fast=fast, root=root, force=force, separate_fast=False)
 
 
-class ArrayImages(Dataset):
+class ArrayImages(FixedSamples, Dataset):
     """uint8 images N x H x W (or N x H x W x C) + int labels -> (float tensor C x H x W in [0, 1], label)."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, classes: list[str], transform=None):

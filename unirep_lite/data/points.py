@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite.data import SPLITS, cache, check_folder, check_split, load_npy
+from unirep_lite.data import FixedSamples, SPLITS, cache, check_folder, check_split, drop_unreadable, load_npy
 
 NAME = "shapes"
 VERSION = 1
@@ -160,7 +160,7 @@ def build(fast: bool | None = None, root=None, force: bool = False) -> Path:
     return cache.build_modality(NAME, _params, _builder, version=VERSION, fast=fast, root=root, force=force)
 
 
-class PointClouds(Dataset):
+class PointClouds(FixedSamples, Dataset):
     """N x P x 3 points + int labels -> (float32 tensor P x 3, label); `transform` acts on the tensor."""
 
     def __init__(self, points: np.ndarray, labels: np.ndarray, classes: list[str], transform=None):
@@ -259,8 +259,6 @@ class ModelNet40(Dataset):
         self.root, self.split, self.num_points, self.transform, self.seed = root, split, num_points, transform, seed
         self.skipped: list[str] = []
         if on_error == "skip":
-            from unirep_lite.data import drop_unreadable
-
             self.files, self.skipped = drop_unreadable(self.files, lambda item: read_off(item[0]),
                                                        "checking OFF files")
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite.data import SPLITS, cache, check_folder, check_split, drop_unreadable, load_npy
+from unirep_lite.data import FixedSamples, SPLITS, cache, check_folder, check_split, drop_unreadable, load_npy
 
 NAME = "video"
 VERSION = 1
@@ -155,7 +155,7 @@ def build(fast: bool | None = None, root=None, force: bool = False) -> Path:
     return cache.build_modality(NAME, _params, _builder, version=VERSION, fast=fast, root=root, force=force)
 
 
-class SyntheticActions(Dataset):
+class SyntheticActions(FixedSamples, Dataset):
     """A built split: (frames N_F x 3 x h x w float in [0, 1], label); `.shapes`, `.hue_bands` per clip."""
 
     def __init__(self, folder: Path, split: str, transform=None):

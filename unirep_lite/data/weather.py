@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite.data import SPLITS, cache, check_split, load_npy
+from unirep_lite.data import FixedSamples, SPLITS, cache, check_split, load_npy
 from unirep_lite.env import resolve_fast
 
 NAME = "weather"
@@ -165,7 +165,7 @@ def time_splits(n_time: int, input_len: int = INPUT_LEN, horizon: int = HORIZON,
     return bounds
 
 
-class StationWindows(Dataset):
+class StationWindows(FixedSamples, Dataset):
     """Sliding windows over a time x stations x features array, in one split's time range.
 
     Yields (x, y): x = input_len x D, y = horizon x D float32, with D = stations x features flattened

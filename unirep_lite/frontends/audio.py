@@ -58,6 +58,34 @@ def log_mel_fbank(wave: torch.Tensor, sample_rate: int = SAMPLE_RATE,
                        window_type="hanning", htk_compat=True, use_energy=False, dither=0.0)
 
 
+def log_mel_fbank_batch(waves: torch.Tensor, sample_rate: int = SAMPLE_RATE,
+                        num_mel_bins: int = NUM_MEL_BINS) -> torch.Tensor:
+    """B x N mono waveforms -> B x frames x bins: `log_mel_fbank` of each, for the whole batch at once.
+
+    kaldi.fbank takes one clip at a time (dozens of small kernels per clip: the GPU would idle); these
+    are its steps for every frame of every clip together, with the same numbers: 25 ms frames every
+    10 ms, DC offset removed, pre-emphasis 0.97, a Hanning window, |FFT|^2 at the next power of two,
+    Kaldi's mel banks (htk_compat, no energy, dither 0), log. Always float32, also under autocast.
+    """
+    import torchaudio.compliance.kaldi as kaldi
+
+    size = int(sample_rate * FRAME_LENGTH_MS / 1000)
+    shift = int(sample_rate * FRAME_SHIFT_MS / 1000)
+    if waves.ndim != 2 or waves.shape[1] < size:
+        raise ValueError(f"expected mono waveforms B x N with N >= {size} samples (one 25 ms window), "
+                         f"got shape {tuple(waves.shape)}")
+    with torch.autocast(waves.device.type, enabled=False):
+        frames = waves.float().unfold(-1, size, shift)               # B x T x size (Kaldi's snip_edges)
+        frames = frames - frames.mean(-1, keepdim=True)
+        previous = torch.cat([frames[..., :1], frames[..., :-1]], -1)  # the first sample repeats
+        frames = (frames - 0.97 * previous) * torch.hann_window(size, periodic=False, device=waves.device)
+        padded = 1 << (size - 1).bit_length()
+        power = torch.fft.rfft(nn.functional.pad(frames, (0, padded - size))).abs().pow(2)
+        banks, _ = kaldi.get_mel_banks(num_mel_bins, padded, float(sample_rate), LOW_FREQ, 0.0, 100.0, -500.0, 1.0)
+        mel = power @ nn.functional.pad(banks, (0, 1)).to(power).T     # no weight on the Nyquist bin
+        return mel.clamp_min(torch.finfo(mel.dtype).eps).log()
+
+
 class AudioFrontend(nn.Module):
     """Waveform -> 1 x T x F log-mel image (T = target_frames, F = num_mel_bins), or 1 x F x T.
 
@@ -90,32 +118,34 @@ class AudioFrontend(nn.Module):
         self.sample_rate, self.num_mel_bins, self.target_frames = sample_rate, num_mel_bins, target_frames
         self.normalize, self.augment, self.layout = normalize, augment, layout
         self.stats = None if stats is None else (float(stats[0]), float(stats[1]))
-        self.freq_masking = T.FrequencyMasking(freq_mask)
-        self.time_masking = T.TimeMasking(time_mask)
+        # iid_masks: an independent mask for every clip of a batch, drawn on the batch's device
+        self.freq_masking = T.FrequencyMasking(freq_mask, iid_masks=True)
+        self.time_masking = T.TimeMasking(time_mask, iid_masks=True)
 
-    def one(self, wave: torch.Tensor) -> torch.Tensor:
-        fb = log_mel_fbank(wave, self.sample_rate, self.num_mel_bins)
-        if self.normalize == "clip":
-            fb = (fb - fb.mean()) / (fb.std() + 1e-5)
-        fb = fb[: self.target_frames]
-        fb = nn.functional.pad(fb, (0, 0, 0, self.target_frames - fb.shape[0]))
-        if self.augment and self.training:
-            # torchaudio masks (..., freq, time): transpose in and out of that layout
-            spec = fb.T.unsqueeze(0)
-            spec = self.time_masking(self.freq_masking(spec))
-            fb = spec[0].T
-        if self.normalize == "dataset":  # the authors' order: pad, mask, then normalise
-            mean, std = self.stats
-            fb = (fb - mean) / (2 * std)
-        return (fb if self.layout == "paper" else fb.T).unsqueeze(0)  # 1 x T x F or 1 x F x T
+    def batch(self, waves: torch.Tensor) -> torch.Tensor:
+        """B x N waveforms -> B x 1 x T x F (or B x 1 x F x T): the whole batch at once, in float32."""
+        with torch.autocast(waves.device.type, enabled=False):  # a filterbank wants float32 (log, FFT)
+            fb = log_mel_fbank_batch(waves, self.sample_rate, self.num_mel_bins)  # B x frames x F
+            if self.normalize == "clip":
+                fb = (fb - fb.mean((1, 2), keepdim=True)) / (fb.std((1, 2), keepdim=True) + 1e-5)
+            fb = fb[:, : self.target_frames]
+            fb = nn.functional.pad(fb, (0, 0, 0, self.target_frames - fb.shape[1]))
+            if self.augment and self.training:
+                # torchaudio masks (..., channel, freq, time): transpose in and out of that layout
+                spec = self.time_masking(self.freq_masking(fb.transpose(1, 2).unsqueeze(1)))
+                fb = spec[:, 0].transpose(1, 2)
+            if self.normalize == "dataset":  # the authors' order: pad, mask, then normalise
+                mean, std = self.stats
+                fb = (fb - mean) / (2 * std)
+            return (fb if self.layout == "paper" else fb.transpose(1, 2)).unsqueeze(1)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if wave.ndim == 1:
-            return self.one(wave.unsqueeze(0))
+            return self.batch(wave.unsqueeze(0))[0]
         if wave.ndim == 2 and wave.shape[0] == 1:
-            return self.one(wave)
+            return self.batch(wave)[0]
         if wave.ndim == 3 and wave.shape[1] == 1:
-            return torch.stack([self.one(w) for w in wave])
+            return self.batch(wave[:, 0])
         raise ValueError(f"expected a waveform N, 1 x N or B x 1 x N (mono), got shape {tuple(wave.shape)}")
 
     def extra_repr(self) -> str:
