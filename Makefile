@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PIP := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(PY) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: venv course notebooks book test test-notebooks lock clean
+.PHONY: venv course course-full notebooks book test test-notebooks lock clean
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
@@ -18,11 +18,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e ".[dev,book,lab]"
 	@touch $(STAMP)
 
-## The course's main job: execute every notebook in order (the real run; UNIREP_FAST=1 for a small one)
-## into build/notebooks/, then build the book from those executed notebooks (build/book/_build/html).
+## The course's main job: execute every notebook in order into build/notebooks/, then build the book from
+## those executed notebooks (build/book/_build/html). The size follows the hardware (unirep_lite.env.run_size):
+## the full run on a GPU; without one a CPU-sized course (about an hour on 2 cores), after printing its plan.
+## UNIREP_FAST=1: the small CI run; `make course-full` (UNIREP_SIZE=full): the full run anywhere.
 course: venv
 	$(PY) -m unirep_lite.course run
 	$(PY) -m unirep_lite.book build --executed build/notebooks
+
+course-full:
+	UNIREP_SIZE=full $(MAKE) course
 
 ## The book alone: stages book/ + notebooks/, executes every notebook once in FAST mode, writes static HTML.
 ## Its JavaScript (RequireJS, ipywidgets HTML manager, MathJax) comes from npm (book/package-lock.json).

@@ -197,3 +197,18 @@ def test_bench_runs_and_prints_a_table(capsys):
         assert word in text
     with pytest.raises(SystemExit):
         bench.parse(["--models", "z"])
+
+
+def test_bench_times_each_recipes_real_training_step_next_to_convnext(capsys):
+    from unirep_lite import bench
+
+    rows = bench.main(["--models", "a", "--layouts", "cl", "--no-compile", "--infer-res", "32", "--infer-batch", "2",
+                       "--train-res", "32", "--train-batch", "2", "--repeats", "1", "--warmup", "1",
+                       "--min-time", "0", "--threads", "1", "--recipes", "digits,weather"])
+    recipe_rows = [r for r in rows if r.task == "recipe"]
+    assert {(r.model, r.variant) for r in recipe_rows} == {
+        (m, v) for m in ("unireplknet_a", "convnextv2_atto") for v in ("digits", "weather")}
+    assert all(r.error is None and r.ips for r in recipe_rows)
+    assert "recipe" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.parse(["--recipes", "cooking"])

@@ -2,7 +2,8 @@
 
     python -m unirep_lite.bench --quick          # ~30 s on 2 idle CPU cores: A vs atto
     python -m unirep_lite.bench                  # A and F vs atto and femto, eager and compiled: ~6 min
-    python -m unirep_lite.bench --device cuda    # the paper's setting: batch 128 at 224 x 224
+    python -m unirep_lite.bench --device cuda    # the paper's setting: batch 128 at 224 x 224, + every recipe
+    python -m unirep_lite.bench --quick --recipes all    # each recipe's real training step, FAST sizes
 
 Every configuration is warmed up first (torch.compile compiles there), then all of them are timed
 in turns, round after round, and each reports its median over the rounds. Machines shared with
@@ -12,7 +13,9 @@ way are far steadier than numbers from separate runs. Speed is never asserted an
 Rows: inference of the training structure in eval mode and of the deploy structure, with and
 without channels_last and torch.compile; training steps (forward, backward, AdamW) of the paper's
 block written straightforwardly (`model.set_reference`: Fig. 2's separate branches, the authors' permute + Linear FFN), of the library's exact block,
-of the fast-training mode, and of ConvNeXt V2. Memory: on a GPU the peak allocated; on a CPU the
+of the fast-training mode, and of ConvNeXt V2; and per recipe (`--recipes`) its real training step
+(front-end, backbone, augmentation, loss, AdamW; bf16 autocast on CUDA) in samples/s, next to the same
+pipeline with ConvNeXt V2 in the backbone's place. Memory: on a GPU the peak allocated; on a CPU the
 tensors a training step saves for backward (its activation memory). On a GPU the UniRepLKNet rows run
 once per `--dwconv` choice (default: auto and torch, the Triton depthwise conv where it pays and off:
 see `triton_dwconv`); ConvNeXt V2 and the straightforward block don't use it (dwconv "-").
@@ -33,12 +36,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import triton_dwconv
+from . import recipes, triton_dwconv
 from .data import images
 from .env import fast_mode, seed_everything
-from .model import create_model, reparameterize, set_fast_train, set_reference
+from .modalities import MODALITIES
+from .model import UniRepLKNet, create_model, reparameterize, set_fast_train, set_reference
 from .paths import check_output_path
-from .train import TrainConfig, evaluate, fit
+from .train import TrainConfig, evaluate, fit, mixup
 
 BASELINE = {"a": "convnextv2_atto", "f": "convnextv2_femto", "p": "convnextv2_pico", "n": "convnextv2_nano"}
 NUM_CLASSES = 10  # the course's datasets; the head is a negligible part of the cost
@@ -46,7 +50,7 @@ NUM_CLASSES = 10  # the course's datasets; the head is a negligible part of the 
 
 @dataclass
 class Row:
-    task: str  # "infer" or "train"
+    task: str  # "infer", "train", or "recipe" (a recipe's real training step; variant = the recipe)
     model: str  # "unireplknet_a", "convnextv2_atto", ...
     variant: str  # train-eval | deploy | reference | exact | fast-train | timm
     layout: str  # nchw | cl
@@ -86,9 +90,9 @@ def build_model(row: Row, device: torch.device) -> nn.Module:
     return model
 
 
-def make_step(row: Row, device: torch.device) -> Callable[[], None]:
+def make_step(row: Row, device: torch.device, recipe_fast: bool = False) -> Callable[[], None]:
     """A closure that runs one batch of `row` (built, not yet warmed up), with its depthwise-conv choice."""
-    step = _make_step(row, device)
+    step = _make_step(row, device, recipe_fast)
     if row.dwconv == "-":
         return step
 
@@ -99,7 +103,51 @@ def make_step(row: Row, device: torch.device) -> Callable[[], None]:
     return with_choice
 
 
-def _make_step(row: Row, device: torch.device) -> Callable[[], None]:
+def swap_backbone(model: nn.Module, timm_name: str) -> nn.Module:
+    """`model` with its UniRepLKNet replaced by a timm model of the same input channels and outputs
+    (ConvNeXt V2 in a recipe's own pipeline: same front-end, same data, same head size)."""
+    import timm
+
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, UniRepLKNet):
+                setattr(parent, name, timm.create_model(timm_name, pretrained=False, in_chans=child.in_chans,
+                                                        num_classes=child.num_classes))
+                return model
+    raise ValueError(f"no UniRepLKNet inside {type(model).__name__}")
+
+
+def recipe_step(row: Row, device: torch.device, fast: bool) -> Callable[[], None]:
+    """One training step of recipe `row.variant` as `fit` runs it: front-end, backbone, its augmentation
+    (SpecAugment inside the audio front-end, mixup), loss, backward, AdamW, under autocast on CUDA."""
+    recipe = recipes.get(row.variant)
+    cfg = recipe.config(fast)
+    torch.manual_seed(0)
+    model = recipe.make_model(fast=fast)
+    if row.model.startswith("convnextv2"):
+        swap_backbone(model, row.model)
+    model = model.to(device).train()
+    ds = recipe.load("train", fast=fast)
+    xs, ys = zip(*(ds[i % len(ds)] for i in range(row.batch)))
+    x = torch.stack(xs).to(device)
+    y = (torch.stack(ys) if torch.is_tensor(ys[0]) else torch.as_tensor(ys)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    dtype = torch.bfloat16 if device.type == "cuda" else None
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            inp = mixup(x, 0.7, torch.randperm(len(x), device=device)) if cfg.mixup_alpha > 0 else x
+            out = model(inp).float()
+            loss = F.cross_entropy(out, y) if recipe.task == "classification" else F.mse_loss(out, y.float())
+        loss.backward()
+        opt.step()
+    return step
+
+
+def _make_step(row: Row, device: torch.device, recipe_fast: bool = False) -> Callable[[], None]:
+    if row.task == "recipe":
+        return recipe_step(row, device, recipe_fast)
     torch.manual_seed(0)
     model = build_model(row, device)
     x = torch.randn(row.batch, 3, row.res, row.res, device=device)
@@ -174,6 +222,13 @@ def plan(args) -> list[Row]:
                 rows.append(Row("train", ours, "fast-train", args.layouts[-1], False, res, args.train_batch, dwconv=dw))
             for layout in args.layouts:
                 rows.append(Row("train", theirs, "timm", layout, False, res, args.train_batch, dwconv="-"))
+    for name in args.recipes:  # the real training step of each recipe, ours and ConvNeXt V2 in its place
+        r = recipes.get(name)
+        size = r.input_size.get("fast" if args.recipe_fast else "full", 0)
+        batch = r.config(args.recipe_fast).batch_size
+        for ours, theirs in pairs[:1]:
+            rows.append(Row("recipe", ours, name, "nchw", False, size, batch, dwconv=args.dwconv[0]))
+            rows.append(Row("recipe", theirs, name, "nchw", False, size, batch, dwconv="-"))
     return rows
 
 
@@ -193,7 +248,7 @@ def _run(args, device: torch.device) -> list[Row]:
     steps, iters = {}, {}
     for row in tqdm(rows, desc="build + warm-up (compiles here)", file=sys.stderr):
         try:
-            step = make_step(row, device)
+            step = make_step(row, device, args.recipe_fast)
             for _ in range(args.warmup):
                 step()
             once = timed(step, 1, device)
@@ -204,7 +259,7 @@ def _run(args, device: torch.device) -> list[Row]:
                 step()
                 sync(device)
                 row.mem_mb = torch.cuda.max_memory_allocated() / 2**20
-            elif row.task == "train" and not row.compiled:
+            elif row.task == "train" and not row.compiled and getattr(step, "parts", None):
                 with triton_dwconv.forced(row.dwconv if row.dwconv != "-" else "auto"):
                     row.mem_mb = saved_for_backward_mb(*step.parts)
         except Exception as e:  # e.g. torch.compile without a working C compiler: report, go on
@@ -254,7 +309,9 @@ def table(rows: list[Row], args) -> str:
         vs_cnx = vs_ref = None
         if not r.model.startswith("convnextv2"):
             other = BASELINE[r.model.removeprefix("unireplknet_")]
-            vs_cnx = ratio(r, find(rows, task=r.task, model=other, layout=r.layout, compiled=r.compiled, res=r.res))
+            same = {"variant": r.variant} if r.task == "recipe" else {}  # the same recipe
+            vs_cnx = ratio(r, find(rows, task=r.task, model=other, layout=r.layout, compiled=r.compiled, res=r.res,
+                                   **same))
             if r.task == "train" and r.variant != "reference":
                 vs_ref = ratio(r, find(rows, task="train", model=r.model, variant="reference", res=r.res))
         spread = f"{min(r.ips):.1f}-{max(r.ips):.1f}" if r.ips else "-"
@@ -335,6 +392,11 @@ def parse(argv=None):
     p.add_argument("--dwconv", default=None,
                    help="depthwise-conv choices to time UniRepLKNet with, a comma list of auto, triton, torch "
                         "(default: auto,torch on cuda, i.e. the Triton kernel where it pays and off; auto on cpu)")
+    p.add_argument("--recipes", default=None,
+                   help="recipes whose real training step (samples/s) to time next to ConvNeXt V2 in the same "
+                        "pipeline: a comma list, 'all' or 'none' (default: all on cuda, none on cpu)")
+    p.add_argument("--recipe-size", choices=("fast", "full"), default=None,
+                   help="the recipes' data and input sizes (default: full on cuda, fast on cpu)")
     p.add_argument("--json", metavar="PATH", help="also write every row (all rounds) as JSON")
     args = p.parse_args(argv)
     if args.quick:
@@ -380,6 +442,13 @@ def parse(argv=None):
             p.error(str(e))
     if args.infer_batch is None:
         args.infer_batch = 128 if args.device.startswith("cuda") else 32
+    on_cuda = args.device.startswith("cuda")
+    wanted = args.recipes or ("all" if on_cuda else "none")
+    args.recipes = [] if wanted == "none" else list(MODALITIES) if wanted == "all" else \
+        [s.strip() for s in wanted.split(",") if s.strip()]
+    if any(s not in MODALITIES for s in args.recipes):
+        p.error(f"--recipes: expected 'all', 'none' or a comma list of {', '.join(MODALITIES)}, got {wanted!r}")
+    args.recipe_fast = (args.recipe_size or ("full" if on_cuda else "fast")) == "fast"
     if args.dwconv is None:
         args.dwconv = "auto,torch" if args.device.startswith("cuda") else "auto"
     args.dwconv = [s.strip() for s in args.dwconv.split(",") if s.strip()]

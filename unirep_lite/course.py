@@ -285,19 +285,49 @@ def run(paths: list[Path], out: Path = EXECUTED, *, fast: bool | None = None, en
     return times
 
 
+def plan(paths: list[Path], size: str, device: str) -> str:
+    """What a run of `paths` at `size` will do here, with minutes estimated from the measured `MINUTES`:
+    printed before every course run, so that nobody starts a multi-hour job by surprise."""
+    from .env import CPU_EPOCH_FACTOR
+
+    lines = [f"Plan: {len(paths)} notebooks, {SIZE_NAMES[size]} run (size {size!r}) on {device}."]
+    total, known = 0.0, True
+    for path in paths:
+        fast_min, full_min = MINUTES.get(path.name[:2], (None, None))
+        m = {"fast": fast_min, "cpu": fast_min and fast_min * CPU_EPOCH_FACTOR, "full": full_min}[size]
+        if size == "full" and device != "cpu":
+            m = None  # measured on a CPU only: a GPU takes a fraction of it
+        known = known and m is not None
+        total += m or 0.0
+        lines.append(f"  {path.name:38} " + (f"~{m:5.1f} min" if m is not None else "   not timed here"))
+    where = f"on {REFERENCE}" if device == "cpu" else "(CPU timings; a GPU is much faster)"
+    lines.append(f"  estimated total: {'~' if known else 'at least '}{total:.0f} min {where}")
+    if size == "cpu":
+        lines.append("  (the CPU-sized course: FAST data with longer schedules; the full run is written for a GPU:"
+                     " `make course-full` or UNIREP_SIZE=full asks for it here, hours on a CPU)")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m unirep_lite.course", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "list"])
-    parser.add_argument("--fast", action="store_true", help="small CI-sized run (sets UNIREP_FAST=1)")
+    parser.add_argument("command", choices=["run", "list", "plan"])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--fast", action="store_true", help="small CI-sized run (sets UNIREP_FAST=1)")
+    size.add_argument("--full", action="store_true", help="the full run, also without a GPU (sets UNIREP_SIZE=full)")
     parser.add_argument("--only", nargs="*", help="run only notebooks whose name contains one of these")
     parser.add_argument("--out", type=Path, default=EXECUTED, help=f"folder for executed copies (default {EXECUTED})")
     args = parser.parse_args(argv)
     if args.fast:
         os.environ["UNIREP_FAST"] = "1"
+    if args.full:
+        os.environ["UNIREP_SIZE"] = "full"
     selected = [p for p in notebooks() if not args.only or any(s in p.name for s in args.only)]
     if args.command == "list":
         print("\n".join(p.name for p in selected))
+        return 0
+    print(plan(selected, _size(dict(os.environ)), _device(dict(os.environ))), flush=True)
+    if args.command == "plan":
         return 0
     start = time.perf_counter()
     try:
