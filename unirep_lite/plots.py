@@ -258,7 +258,9 @@ def plot_history(history):
     import matplotlib.pyplot as plt
 
     h = history
-    fig, (ax_loss, ax_metric, ax_lr) = plt.subplots(1, 3, figsize=(13, 3.6))
+    # two rows, so the panels keep readable text in the book's ~7 inch column
+    fig, axes = plt.subplot_mosaic([["loss", "loss"], ["metric", "lr"]], figsize=(7, 5.4))
+    ax_loss, ax_metric, ax_lr = axes["loss"], axes["metric"], axes["lr"]
     # Per-step curves share the epoch axis: step i (0-based) ends at epoch (i + 1) / steps per epoch.
     steps_x = np.arange(1, len(h.step_loss) + 1) / (len(h.step_loss) / h.epoch[-1]) \
         if h.step_loss and h.epoch else np.array([])
