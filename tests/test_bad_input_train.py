@@ -170,9 +170,10 @@ def _small(dims=(8, 16, 24, 32), num_classes=3, deploy=False):
 
 
 def test_load_checkpoint_strict_false_loading_nothing_or_little(tmp_path):
-    torch.save(_small(dims=(16, 32, 48, 64)).state_dict(), tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="no tensor of the checkpoint matches the model"):
-        unirep_lite.load_checkpoint(_small(), tmp_path / "other.pt", strict=False)
+    torch.save(unirep_lite.create_model("unireplknet_f").state_dict(), tmp_path / "f.pt")
+    with pytest.raises(ValueError, match="no tensor of the checkpoint matches the model"):  # F into A
+        unirep_lite.load_checkpoint(unirep_lite.create_model("unireplknet_a", num_classes=10), tmp_path / "f.pt",
+                                    strict=False)
     torch.save(_small(num_classes=7).state_dict(), tmp_path / "head.pt")
     with pytest.warns(UserWarning, match=r"loaded \d+ of the model's \d+ tensors"):
         unirep_lite.load_checkpoint(_small(), tmp_path / "head.pt", strict=False)
