@@ -421,8 +421,8 @@ def parse(argv=None):
             p.error(f"--{name.replace('_', '-')}: expected a positive integer, got {value}")
     if not args.train_res or min(args.train_res) < 1:
         p.error(f"--train-res: expected positive resolutions such as 32,64, got {args.train_res}")
-    if args.warmup < 0 or args.min_time <= 0 or args.threads < 0:
-        p.error("--warmup and --threads must be >= 0 and --min-time > 0")
+    if args.warmup < 0 or args.min_time < 0 or args.threads < 0:
+        p.error("--warmup, --threads and --min-time must be >= 0")
     try:
         device = torch.device(args.device)
     except RuntimeError:
