@@ -21,8 +21,12 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from . import erf as erf_lib
 from . import plots
+from .blocks import DilatedReparamBlock
+from .model import reparameterize
 from .reparam import BRANCHES
+from .testing import randomize_
 
 # The book build sets this (unirep_lite/book.py: BUILD_ENV); JupyterLab, Colab and Binder don't.
 BOOK_ENV = "UNIREP_BOOK"
@@ -148,8 +152,6 @@ def branch_choices(K: int) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]
 @torch.no_grad()
 def kernel_states(sizes: Sequence[int] | None = None, seed: int = 0) -> dict[tuple, list]:
     """(K, branch choice) -> [footprint count, merged kernel] for every K of the branch table."""
-    from .blocks import DilatedReparamBlock
-    from .testing import randomize_
 
     states = {}
     for K in sizes or sorted(BRANCHES):
@@ -187,14 +189,11 @@ def erf_states(kernels: Sequence[int] = ERF_KERNELS, stages: Sequence[int] = (1,
     Panel titles give the high-contribution area ratios (RepLKNet's measure): the share of the image
     covered by the smallest centred square holding 50% and 99% of the contribution.
     """
-    from . import erf as erf_lib
 
     images = erf_lib.load_images(source, n_images, resolution, seed=seed)
     maps = {}
     for K in sorted(set(kernels) | {3}):
         model = erf_lib.build_model("unireplknet_a", lk_size=K, seed=seed)
-        from .model import reparameterize
-
         model = reparameterize(model.eval())  # the same function in eval mode, one conv per block
         for s in stages:
             maps[(K, s)] = erf_lib.compute_erf(model, images, stage=s - 1, progress=False,

@@ -25,6 +25,10 @@ from torch import Tensor, nn
 
 from .data import reach
 from .env import resolve_fast, seed_everything
+from .erf import compute_erf, scale_decades
+from .model import create_model
+from .stats import count_macs, count_params
+from .train import TrainConfig, evaluate, fit
 
 NO_DILATION = ((), ())  # `branches=` for a Dilated Reparam Block without its dilated branches
 
@@ -62,8 +66,6 @@ class Arm:
     branches: tuple | None = None    # None: the authors' branches for this K; NO_DILATION: none
 
     def build(self, s: Setup) -> nn.Module:
-        from .model import create_model
-
         extra = {} if self.branches is None else {"branches": self.branches}
         return create_model("unireplknet_a", num_classes=2, in_chans=1, depths=self.depths, dims=s.dims,
                             lk_size=self.lk_size, layer_scale_init_value=s.layer_scale, **extra)
@@ -94,7 +96,6 @@ def make_data(s: Setup) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
 def accuracy_by_distance(model: nn.Module, x: Tensor, y: Tensor, d: Tensor,
                          distances: Sequence[int]) -> list[float]:
     """Held-out accuracy of `model` at each distance."""
-    from .train import evaluate
 
     pred = evaluate(model, (x, y), return_predictions=True)["predictions"]
     return [(pred[d == v] == y[d == v]).float().mean().item() for v in distances]
@@ -116,8 +117,6 @@ class Run:
 
 def train_arm(a: Arm, s: Setup, seed: int, data: dict) -> Run:
     """Train one arm from one seed and score it per distance."""
-    from .stats import count_macs, count_params
-    from .train import TrainConfig, fit
 
     seed_everything(seed)
     model = a.build(s)
@@ -205,7 +204,6 @@ def erf_inputs(s: Setup, n: int | None = None, seed: int = 3000) -> Tensor:
 
 def trained_erfs(results: Results, images: Tensor, stage: int = -1) -> dict[str, list]:
     """ERF (`unirep_lite.erf.compute_erf`) of every trained model, per arm, in seed order."""
-    from .erf import compute_erf
 
     out: dict[str, list] = {}
     for r in results.runs:
@@ -251,7 +249,6 @@ def plot_erf_overlays(maps: dict[str, np.ndarray], image: Tensor, ratios: dict[s
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    from .erf import scale_decades
 
     fig, axes = plt.subplots(1, len(maps), figsize=(2.6 * len(maps), 2.9), squeeze=False)
     img = image.squeeze().numpy()

@@ -17,7 +17,9 @@ import torch
 
 from . import erf as erf_lib
 from . import plots
+from .blocks import DilatedReparamBlock
 from .reparam import BRANCHES, default_branches
+from .testing import randomize_
 
 ERROR_STYLE = "color:#b00020;font-family:monospace;white-space:pre-wrap"
 MAX_K = 51  # the explorer draws every pixel of a K x K kernel per branch; the paper's largest is 31
@@ -42,8 +44,6 @@ def render_block(K: int, ks: Sequence[int], rs: Sequence[int], seed: int = 0, ch
 
     Random BatchNorm statistics make each branch's fold visible (fresh BNs are the identity).
     """
-    from .blocks import DilatedReparamBlock
-    from .testing import randomize_
 
     if isinstance(K, bool) or not isinstance(K, numbers.Integral) or not 1 <= K <= MAX_K:
         raise ValueError(f"K must be an odd integer from 1 to {MAX_K} in this explorer, got {K!r}")

@@ -22,6 +22,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..model import create_model
+
 KINDS = ("corrformer", "linear")
 
 
@@ -138,8 +140,6 @@ class TimeSeriesForecaster(nn.Module):
                  embedding: str = "linear", **backbone_kwargs):
         super().__init__()
         if isinstance(backbone, str):
-            from unirep_lite import create_model
-
             backbone = create_model(backbone, in_chans=1, num_classes=0, **backbone_kwargs)
         self.embed = CorrformerEmbedding(input_len, channels, n_nodes, d_model, image_size, kind=embedding)
         self.backbone = backbone
