@@ -103,6 +103,20 @@ def make_step(row: Row, device: torch.device, recipe_fast: bool = False) -> Call
     return with_choice
 
 
+class _PooledFeatures(nn.Module):
+    """A headless timm model as a headless UniRepLKNet is used (the forecaster calls
+    `forward_features` and wants the pooled, normalised features, which timm's forward returns)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model, self.num_features = model, model.num_features
+
+    def forward(self, x):
+        return self.model(x)
+
+    forward_features = forward
+
+
 def swap_backbone(model: nn.Module, timm_name: str) -> nn.Module:
     """`model` with its UniRepLKNet replaced by a timm model of the same input channels and outputs
     (ConvNeXt V2 in a recipe's own pipeline: same front-end, same data, same head size)."""
@@ -111,8 +125,9 @@ def swap_backbone(model: nn.Module, timm_name: str) -> nn.Module:
     for parent in model.modules():
         for name, child in parent.named_children():
             if isinstance(child, UniRepLKNet):
-                setattr(parent, name, timm.create_model(timm_name, pretrained=False, in_chans=child.in_chans,
-                                                        num_classes=child.num_classes))
+                other = timm.create_model(timm_name, pretrained=False, in_chans=child.in_chans,
+                                          num_classes=child.num_classes)
+                setattr(parent, name, other if child.num_classes else _PooledFeatures(other))
                 return model
     raise ValueError(f"no UniRepLKNet inside {type(model).__name__}")
 
