@@ -37,6 +37,9 @@ pytestmark = [
 ]
 
 # Text that means something went wrong in the page (a traceback, a widget that could not render).
+# The notebook on screen: JupyterLab restores earlier tabs (hidden, still in the DOM), so every query is
+# scoped to the visible notebook panel.
+NB = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
 ERROR_SIGNS = ["Traceback (most recent call last)", "Error displaying widget", "Failed to load model class",
                "Kernel Restarting", "Dead kernel"]
 
@@ -103,26 +106,38 @@ def browser():
 def open_and_run_all(browser, url: str, name: str):
     """Open notebook `name` in JupyterLab, run all cells, wait until every code cell ran. Returns the page."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{url}/lab/tree/{name}")
-    page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
+    page.goto(f"{url}/lab/tree/{name}?reset")  # ?reset: a fresh workspace, no restored tabs
+    page.wait_for_selector(f"{NB} .jp-CodeCell", timeout=120_000)
     # the kernel is up when the toolbar's kernel status says idle
     page.wait_for_function("() => document.querySelector('.jp-Notebook-ExecutionIndicator')"
                            "?.getAttribute('data-status') === 'idle'", timeout=120_000)
     code_cells = sum(c.cell_type == "code" for c in nbformat.read(ROOT / "notebooks" / name, as_version=4).cells)
-    prompts = "Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt'))"
+    prompts = f"Array.from(document.querySelectorAll('{NB} .jp-CodeCell .jp-InputPrompt'))"
     page.wait_for_function(f"() => {prompts}.length === {code_cells}", timeout=60_000)
     page.click("li.lm-MenuBar-item:has-text('Run')")
     page.click("li.lm-Menu-item[data-command='runmenu:run-all']")  # Run > Run All Cells
-    page.wait_for_function(f"() => {prompts}.every(p => /\\[\\d+\\]/.test(p.textContent))",
-                           timeout=RUN_ALL_SECONDS * 1000, polling=1000)
-    return page
+    # Run All stops at a cell that raises, leaving the rest unnumbered: fail on the first error shown
+    # instead of waiting out the limit, and say which cells ran.
+    deadline = time.monotonic() + RUN_ALL_SECONDS
+    while True:
+        numbered = page.evaluate(f"() => {prompts}.map(p => /\\[\\d+\\]/.test(p.textContent))")
+        if all(numbered):
+            return page
+        errors = page_errors(page)
+        if errors or time.monotonic() > deadline:
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / f"{Path(name).stem}_failed.png"), full_page=True)
+            waiting = [i + 1 for i, done in enumerate(numbered) if not done]
+            raise AssertionError(f"{name}: code cells {waiting} of {len(numbered)} did not run "
+                                 f"({'error: ' + ' | '.join(errors) if errors else f'{RUN_ALL_SECONDS} s limit'})")
+        page.wait_for_timeout(1000)
 
 
 def page_errors(page) -> list[str]:
-    text = page.inner_text(".jp-Notebook")
+    text = page.inner_text(NB)
     errors = [sign for sign in ERROR_SIGNS if sign in text]
     errors += [f"error output: {e[:300]}" for e in page.eval_on_selector_all(
-        "[data-mime-type='application/vnd.jupyter.error'], .jp-OutputArea-output.jp-mod-error",
+        f"{NB} [data-mime-type='application/vnd.jupyter.error'], {NB} .jp-OutputArea-output.jp-mod-error",
         "els => els.map(e => e.textContent)")]
     return errors
 
@@ -131,7 +146,7 @@ def explorer_figure(page, control_label: str) -> str:
     """The src (bytes) of the figure drawn by the explorer whose control is labelled `control_label`."""
     return page.evaluate(
         """label => {
-            const l = Array.from(document.querySelectorAll('.widget-label')).find(e => e.textContent.trim() === label);
+            const l = Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .widget-label')).find(e => e.textContent.trim() === label);
             const box = l && l.closest('.jp-OutputArea-output');
             const img = box && box.querySelector('.widget-output img, .jupyter-widget-output img, img');
             return img ? img.getAttribute('src') : null;
@@ -139,7 +154,7 @@ def explorer_figure(page, control_label: str) -> str:
 
 
 def explorer_box(page, control_label: str):
-    return page.locator(".jp-OutputArea-output", has=page.locator(f".widget-label:text-is('{control_label}')")).first
+    return page.locator(f"{NB} .jp-OutputArea-output", has=page.locator(f".widget-label:text-is('{control_label}')")).first
 
 
 def shoot(page, control_label: str, name: str) -> None:
