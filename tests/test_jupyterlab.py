@@ -36,10 +36,10 @@ pytestmark = [
                        reason="chromium not installed (CI installs it: apt-get install chromium)"),
 ]
 
-# Text that means something went wrong in the page (a traceback, a widget that could not render).
 # The notebook on screen: JupyterLab restores earlier tabs (hidden, still in the DOM), so every query is
 # scoped to the visible notebook panel.
 NB = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
+# Text that means something went wrong in the page (a traceback, a widget that could not render).
 ERROR_SIGNS = ["Traceback (most recent call last)", "Error displaying widget", "Failed to load model class",
                "Kernel Restarting", "Dead kernel"]
 
@@ -145,12 +145,12 @@ def page_errors(page) -> list[str]:
 def explorer_figure(page, control_label: str) -> str:
     """The src (bytes) of the figure drawn by the explorer whose control is labelled `control_label`."""
     return page.evaluate(
-        """label => {
-            const l = Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .widget-label')).find(e => e.textContent.trim() === label);
+        """([label, labels]) => {
+            const l = Array.from(document.querySelectorAll(labels)).find(e => e.textContent.trim() === label);
             const box = l && l.closest('.jp-OutputArea-output');
             const img = box && box.querySelector('.widget-output img, .jupyter-widget-output img, img');
             return img ? img.getAttribute('src') : null;
-        }""", control_label)
+        }""", [control_label, f"{NB} .widget-label"])
 
 
 def explorer_box(page, control_label: str):
