@@ -1,4 +1,5 @@
 """Fixtures shared by the test files."""
+import numpy as np
 import pytest
 import torch
 
@@ -10,3 +11,25 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def write_mp4():
+    """write_mp4(path, num_frames, size=(32, 48), level=lambda i: 10 * i): a tiny h264 mp4 whose
+    frame i is a flat grey of brightness level(i)."""
+    av = pytest.importorskip("av")
+
+    def write(path, num_frames, size=(32, 48), level=lambda i: 10 * i):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264" if "libx264" in av.codecs_available else "h264", rate=10)
+            stream.height, stream.width = size
+            stream.pix_fmt = "yuv420p"
+            for i in range(num_frames):
+                frame = np.full((*size, 3), level(i), np.uint8)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+
+    return write

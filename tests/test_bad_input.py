@@ -271,24 +271,8 @@ def test_image_folder_corrupt_image(tmp_path):
         images.image_folder(tmp_path, on_error="ignore")
 
 
-def _write_mp4(path, num_frames=4, size=(16, 16)):
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264" if "libx264" in av.codecs_available else "h264", rate=10)
-        stream.height, stream.width = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(num_frames):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.full((*size, 3), 20 * i, np.uint8),
-                                                                   format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
-def test_video_folder_listed_but_missing_file(tmp_path):
-    _write_mp4(tmp_path / "Walk" / "a.mp4")
+def test_video_folder_listed_but_missing_file(tmp_path, write_mp4):
+    write_mp4(tmp_path / "Walk" / "a.mp4", 4, size=(16, 16), level=lambda i: 20 * i)
     (tmp_path / "labels.txt").write_text("Walk\n")
     (tmp_path / "split.txt").write_text("Walk/a.mp4\nWalk/gone.mp4\n")
     with pytest.raises(FileNotFoundError, match=r"1 video\(s\) listed in .*split.txt do not exist.*gone.mp4"):

@@ -1,6 +1,5 @@
 """Video: synthetic actions (determinism, appearance-disjoint splits, motion known answers), the
 Kinetics/UCF-style mp4 folder loader (files written here with PyAV), and the frame-grid front-end."""
-import av
 import numpy as np
 import pytest
 import torch
@@ -79,27 +78,12 @@ def test_rotation_direction():
 
 # ---------------------------------------------------------------- mp4 folder (Kinetics/UCF layout)
 
-def _write_mp4(path, num_frames, size=(32, 48), level=lambda i: 10 * i):
-    """A tiny h264 mp4 whose frame i is a flat grey of brightness level(i)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264" if "libx264" in av.codecs_available else "h264", rate=10)
-        stream.height, stream.width = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(num_frames):
-            frame = np.full((*size, 3), level(i), np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 @pytest.fixture
-def ucf(tmp_path):
+def ucf(tmp_path, write_mp4):
     root = tmp_path / "ucf"
-    _write_mp4(root / "Walk" / "v_Walk_g01.mp4", 20)
-    _write_mp4(root / "Walk" / "v_Walk_g02.mp4", 8)  # fewer frames than asked: frames repeat
-    _write_mp4(root / "Run" / "v_Run_g01.mp4", 20, level=lambda i: 200 - 10 * i)
+    write_mp4(root / "Walk" / "v_Walk_g01.mp4", 20)
+    write_mp4(root / "Walk" / "v_Walk_g02.mp4", 8)  # fewer frames than asked: frames repeat
+    write_mp4(root / "Run" / "v_Run_g01.mp4", 20, level=lambda i: 200 - 10 * i)
     (root / "classInd.txt").write_text("1 Walk\n2 Run\n")
     return root
 

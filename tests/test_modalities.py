@@ -24,7 +24,6 @@ def test_each_row_points_at_real_modules_and_a_notebook(name):
 
 def test_the_entry_points_use_the_table():
     assert list(registry()) == list(modalities.MODALITIES)  # python -m unirep_lite.data
-    assert list(recipes.MODULES) == list(modalities.MODALITIES)  # deprecated alias for notebook 10
     assert [m.label for m in modalities.MODALITIES.values()] == [
         "image", "audio", "video", "point cloud", "time series"]
 

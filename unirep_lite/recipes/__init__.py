@@ -60,12 +60,6 @@ class Recipe:
         cfg = self.config(resolve_fast(None))
         return dataclasses.replace(cfg, epochs=cfg.epochs * epoch_factor())
 
-    @property
-    def extras(self) -> dict:
-        """Deprecated: the typed fields above as the old dict (notebook 10 reads it until it is rebuilt)."""
-        keys = ("classes", "input_size", "sample_rate", "num_frames", "views", "feature", "unit")
-        return {"tiny_config": self.tiny_config, **{k: getattr(self, k) for k in keys if getattr(self, k)}}
-
 
 def run_mode(fast: bool | None) -> str:
     """The key ("fast" or "full") of the recipe modules' per-mode tables and of `Recipe.input_size`."""
@@ -86,10 +80,6 @@ def get(name: str) -> Recipe:
     if name not in RECIPES:
         importlib.import_module(MODALITIES[name].recipe)
     return RECIPES[name]
-
-
-# Deprecated: name -> recipe module, for notebook 10 until it is rebuilt on `modalities.MODALITIES`.
-MODULES = {name: m.recipe.rsplit(".", 1)[1] for name, m in MODALITIES.items()}
 
 
 @dataclass
