@@ -8,7 +8,8 @@ import torch
 
 import unirep_lite
 from unirep_lite import lesson
-from unirep_lite.blocks import DilatedReparamBlock
+from unirep_lite.blocks import GRN, DilatedReparamBlock
+from unirep_lite.erf import theoretical_receptive_field
 from unirep_lite.stats import count_macs, count_params
 
 matplotlib.use("Agg")
@@ -19,7 +20,7 @@ def test_setups():
     assert len(fast.seeds) >= 3 and len(full.seeds) >= len(fast.seeds)
     assert full.n_train > fast.n_train and full.epochs > fast.epochs
     assert lesson.setup(fast=True, epochs=7).epochs == 7
-    assert (fast.erf_size // 32) % 2 == 1  # stage 4 has a centre cell
+    assert (fast.size // 8) % 2 == 0       # stage 2's centre cell (h // 2) sits on the image centre
     with pytest.raises(ValueError, match="unknown arm"):
         lesson.arm("K=99")
 
@@ -40,6 +41,29 @@ def test_arms_differ_in_one_thing(one_thread):
     assert abs(count_macs(deep, s.size) / count_macs(k13, s.size) - 1) < 0.3
 
 
+def test_the_answer_sees_only_what_the_kernels_reach(one_thread):
+    # The far end lies beyond K=3's field (a mark 2 px wide, d px out) and inside K=13's.
+    s = lesson.setup(fast=True)
+    torch.manual_seed(0)
+    k3, k13 = lesson.arm("K=3").build(s).eval(), lesson.arm("K=13").build(s).eval()
+    rf3 = theoretical_receptive_field(k3, -1, s.size, 1)
+    assert rf3 // 2 < s.distances[-1] - 2 and theoretical_receptive_field(k13, -1, s.size, 1) // 2 > s.distances[-1] + 2
+    x = torch.zeros(2, 1, s.size, s.size)
+    x[1, 0, 0, 0] = 1.0                      # a pixel far outside K=3's field
+    with_se = lesson.arm("K=3").build(lesson.setup(fast=True, global_paths=True)).eval()
+    with torch.no_grad():
+        for m in (k3, with_se):              # like a trained model: every branch active (at init the
+            for p in m.parameters():         # FFN's last BN is 0); the frozen GRN gamma stays 0
+                if p.requires_grad:
+                    p.normal_(0.0, 0.3)
+        assert torch.equal(k3(x)[0], k3(x)[1])          # SE and GRN off: the far pixel cannot count
+        assert not torch.equal(with_se(x)[0], with_se(x)[1])
+        for block in k3.modules():           # GRN's global norm alone, made active: now it counts
+            if isinstance(block, GRN):
+                block.gamma.fill_(1.0)
+        assert not torch.equal(k3(x)[0], k3(x)[1])
+
+
 def test_branches_option_reparameterizes_exactly(one_thread):
     torch.manual_seed(0)
     model = unirep_lite.create_model("unireplknet_a", num_classes=2, in_chans=1, depths=(1, 1, 1, 1),
@@ -50,7 +74,7 @@ def test_branches_option_reparameterizes_exactly(one_thread):
 
 def test_tiny_run_end_to_end(one_thread):
     s = lesson.setup(fast=True, size=32, distances=(6, 12), n_train=64, n_test=40, epochs=1, seeds=(0, 1),
-                     dims=(8, 16, 16, 16), erf_size=32, erf_images=2)
+                     dims=(8, 16, 16, 16), erf_images=2)
     arms = [lesson.arm("K=3"), lesson.arm("K=13")]
     res = lesson.run(s, arms, progress=False)
     assert res.arms() == ["K=3", "K=13"] and len(res.runs) == 4

@@ -27,16 +27,17 @@ EXECUTED = ROOT / "build" / "notebooks"
 
 # A cell with no output and < 1% of a core for this long means the kernel is idle while we wait: stalled.
 STALL_SECONDS = 180
-# Per-cell limit of a FAST run: the longest FAST cell (notebook 10's trainings, all in one cell) takes
-# about 6.5 minutes on 2 CPU cores; a full run has no per-cell limit (hours on a CPU), only the stall watch.
+# Per-cell limit of a FAST run: the longest FAST cell (notebook 10's reach experiment, 15 trainings in
+# one cell) takes about 4.5 minutes on 2 CPU cores; a full run has no per-cell limit (hours on a CPU),
+# only the stall watch.
 FAST_CELL_TIMEOUT = 1200
 
 # Wall-clock minutes per notebook on the reference machine, 2 CPU cores (AMD EPYC, no GPU):
 # (the FAST run, as measured by `python -m unirep_lite.course run --fast` on an idle machine;
 #  the full run's trainings, as measured and reported in the notebook; None: not timed on a CPU).
 MINUTES = {
-    "01": (0.1, None), "02": (0.2, None), "03": (0.2, None), "04": (0.3, None), "05": (2.7, 46),
-    "06": (1.3, 56), "07": (1.0, 20), "08": (0.4, 20), "09": (0.4, 200), "10": (6.5, None),
+    "01": (0.1, None), "02": (0.2, None), "03": (0.2, None), "04": (1.3, None), "05": (2.7, 46),
+    "06": (1.3, 56), "07": (1.0, 20), "08": (0.4, 20), "09": (0.4, 200), "10": (5.5, None),
 }
 REFERENCE = "2 CPU cores"
 # Set for every kernel this module starts (unless already set): plotly figures are saved both for

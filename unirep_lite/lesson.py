@@ -1,17 +1,22 @@
 """The course's central experiment: when does a large kernel win? Accuracy against distance.
 
-The task (`unirep_lite.data.reach`) asks whether two dots `d` pixels apart are joined by a line; no
-patch smaller than `d` tells. We train small UniRepLKNets that differ in one thing at a time ("arms"):
+The task (`unirep_lite.data.reach`): one mark, a plus or a cross, lies `d` pixels from the image
+centre; the model answers at the centre. The model is a UniRepLKNet's first stages with a
+per-location head (`CentreReadout`: the centre cell of the last map, as a segmentation head reads
+every cell), so it can only use what its convolutions reach from there: beyond that, it is at chance.
+(A whole-image classifier pools every location, so it never needs reach: that is why the course's
+five modality miniatures barely care about K.) We train small models that differ in one thing at a
+time ("arms"):
 
 * kernel size K = 3, 7, 13 at equal depth (one block per stage);
 * the paper's Dilated Reparam Block (K = 13 with its dilated branches) against the same 13 x 13
   kernel without them (paper Table 2);
 * "wide vs deep": the shallow K = 13 model against a K = 3 model made deeper to about the same
-  parameters and MACs.
+  parameters.
 
 Each arm is trained from several seeds on the same data; we score it on held-out images per
-distance, and measure the effective receptive field (`unirep_lite.erf`) of the trained models on
-the task's own inputs. `setup(fast)` sizes it: FAST for 2 CPU cores (minutes), the default for a GPU.
+distance, and measure the effective receptive field (`unirep_lite.erf`) of the trained models at the
+very cell they answer from. `setup(fast)` sizes it: FAST for 2 CPU cores (minutes), the default for a GPU.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from torch import Tensor, nn
 from .data import reach
 from .env import resolve_fast, seed_everything
 from .erf import compute_erf, scale_decades
+from .blocks import UniRepLKNetBlock
 from .model import create_model
 from .stats import count_macs, count_params
 from .train import TrainConfig, evaluate, fit
@@ -36,25 +42,68 @@ NO_DILATION = ((), ())  # `branches=` for a Dilated Reparam Block without its di
 @dataclass(frozen=True)
 class Setup:
     """Data, model and schedule shared by every arm."""
-    size: int = 64                                   # images are size x size, one channel
-    distances: tuple[int, ...] = (6, 12, 18, 24, 30)  # dot-to-dot distances (pixels), the knob
+    size: int = 80                    # images are size x size, one channel; a multiple of 16, so stage 2's
+                                      # centre cell (the answer) sits on the image centre
+    distances: tuple[int, ...] = (6, 12, 18, 24, 30, 36)  # mark-to-centre distances (pixels), the knob
     n_train: int = 20000
     n_test: int = 2000
     dims: tuple[int, int, int, int] = (16, 32, 64, 128)
-    epochs: int = 15
-    batch_size: int = 32
-    lr: float = 1e-3
+    stages: int = 2               # answer at stage 2 (stride 8): K=3's field is 39 px there, K=13's 119 px
+    global_paths: bool = False    # SE and GRN pool the whole map: off, so only the kernels can reach
+    epochs: int = 12
+    batch_size: int = 64
+    lr: float = 3e-3
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     layer_scale: float = 1.0      # blocks start active (1e-6 would make each an identity at first)
-    erf_size: int = 96            # ERF inputs: stage 4 is then 3 x 3, so its centre is the image's
     erf_images: int = 16
 
 
 def setup(fast: bool | None = None, **overrides) -> Setup:
     """FAST (2 CPU cores, a few minutes) or the full run (written for a GPU), with overrides."""
-    base = Setup(n_train=3000, n_test=1000, epochs=4, seeds=(0, 1, 2), erf_images=8) if resolve_fast(fast) \
+    base = Setup(n_train=2400, n_test=1200, epochs=4, seeds=(0, 1, 2), erf_images=8) if resolve_fast(fast) \
         else Setup()
     return replace(base, **overrides)
+
+
+class _NoSE(nn.Module):
+    """Stands in for a block's SE (which scales channels by a global average): the identity."""
+
+    def forward(self, x: Tensor, inplace: bool = False) -> Tensor:
+        return x
+
+
+class CentreReadout(nn.Module):
+    """The first `stages` stages of a UniRepLKNet, answering from the centre cell of the last map.
+
+    A per-location prediction (what a segmentation head makes at every cell), so the answer can only
+    use what the convolutions reach from the centre. `global_paths=False` takes out the two parts of
+    the block that look at the whole map: SE (replaced by the identity) and GRN's global norm (its
+    gamma stays 0, leaving x + beta). With them, even K = 3 can carry a far mark's identity to the
+    centre through a global average, and the experiment would no longer measure reach.
+    """
+
+    def __init__(self, net: nn.Module, stages: int, num_classes: int, global_paths: bool = False):
+        super().__init__()
+        dim = net.dims[stages - 1]
+        net.downsample_layers, net.stages = net.downsample_layers[:stages], net.stages[:stages]
+        net.norm, net.head = nn.Identity(), nn.Identity()   # the pooled head: replaced by ours
+        self.net, self.in_chans = net, net.in_chans
+        self.depths = tuple(len(s) for s in net.stages)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Linear(dim, num_classes)
+        if not global_paths:
+            for block in net.stages.modules():
+                if isinstance(block, UniRepLKNetBlock):
+                    block.se = _NoSE()
+                    block.act[1].gamma.requires_grad_(False)
+
+    def forward_stages(self, x: Tensor) -> list[Tensor]:
+        return self.net.forward_stages(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        f = self.forward_stages(x)[-1]
+        h, w = f.shape[-2:]
+        return self.head(self.norm(f[:, :, h // 2, w // 2]))  # the cell compute_erf measures
 
 
 @dataclass(frozen=True)
@@ -65,10 +114,11 @@ class Arm:
     depths: tuple[int, int, int, int] = (1, 1, 1, 1)
     branches: tuple | None = None    # None: the authors' branches for this K; NO_DILATION: none
 
-    def build(self, s: Setup) -> nn.Module:
+    def build(self, s: Setup) -> CentreReadout:
         extra = {} if self.branches is None else {"branches": self.branches}
-        return create_model("unireplknet_a", num_classes=2, in_chans=1, depths=self.depths, dims=s.dims,
-                            lk_size=self.lk_size, layer_scale_init_value=s.layer_scale, **extra)
+        net = create_model("unireplknet_a", num_classes=2, in_chans=1, depths=self.depths, dims=s.dims,
+                           lk_size=self.lk_size, layer_scale_init_value=s.layer_scale, **extra)
+        return CentreReadout(net, s.stages, len(reach.CLASSES), s.global_paths)
 
 
 ARMS = (
@@ -198,8 +248,8 @@ def run(s: Setup | None = None, arms: Sequence[Arm] = ARMS, progress: bool = Tru
 # ------------------------------------------------------------------------------------ ERFs
 
 def erf_inputs(s: Setup, n: int | None = None, seed: int = 3000) -> Tensor:
-    """Task images at the ERF size (an odd number of stage-4 cells, so the centre is the image's)."""
-    return reach.make(n or s.erf_images, s.erf_size, s.distances, seed=seed)[0]
+    """Held-out task images: the ERF is measured at the cell the models answer from."""
+    return reach.make(n or s.erf_images, s.size, s.distances, seed=seed)[0]
 
 
 def trained_erfs(results: Results, images: Tensor, stage: int = -1) -> dict[str, list]:
@@ -235,7 +285,7 @@ def plot_accuracy(results: Results, arms: Sequence[str] | None = None, ax=None, 
         for row in acc:
             ax.plot(d, row, ".", color=line.get_color(), ms=3, alpha=0.6)
     ax.axhline(50, color="black", lw=0.8, ls="--")
-    ax.set(xlabel="distance between the dots (pixels)", ylabel="test accuracy (%)", ylim=(40, 101),
+    ax.set(xlabel="distance of the mark from the centre (pixels)", ylabel="test accuracy (%)", ylim=(40, 101),
            xticks=d, title=title or f"{len(results.setup.seeds)} seeds: line = mean, band = min-max")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -250,9 +300,13 @@ def plot_erf_overlays(maps: dict[str, np.ndarray], image: Tensor, ratios: dict[s
     from matplotlib.patches import Rectangle
 
 
-    fig, axes = plt.subplots(1, len(maps), figsize=(2.6 * len(maps), 2.9), squeeze=False)
+    cols = min(len(maps), 3)                       # three across: readable in a book column
+    rows = -(-len(maps) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.9 * rows), squeeze=False)
+    for ax in axes.flat[len(maps):]:
+        ax.axis("off")
     img = image.squeeze().numpy()
-    for ax, (name, m) in zip(axes[0], maps.items()):
+    for ax, (name, m) in zip(axes.flat, maps.items()):
         ax.imshow(img, cmap="gray", vmin=0, vmax=1)
         heat = scale_decades(m, decades)
         ax.imshow(np.ma.masked_less_equal(heat, 0), cmap="inferno", alpha=0.65, vmin=0, vmax=1)
