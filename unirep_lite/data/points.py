@@ -132,11 +132,11 @@ def _params(fast: bool) -> dict:
 
 def _builder(params: dict):
     def build_into(folder: Path) -> None:
-        from tqdm.auto import tqdm
+        from ..env import progress_bar
 
         jobs = [(s, k) for s in SPLITS for k in range(len(CLASSES))]
         arrays = {s: {"points": [], "labels": [], "params": []} for s in SPLITS}
-        for s, k in tqdm(jobs, desc="shapes: sampling meshes"):
+        for s, k in progress_bar(jobs, desc="shapes: sampling meshes"):
             for i in range(params["per_class"][s]):
                 # one independent stream per sample: the same sample whatever else is built
                 rng = np.random.default_rng([params["seed"], SPLITS.index(s), k, i])
@@ -279,7 +279,8 @@ class ModelNet40(Dataset):
     def to_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """All clouds at once (N x P x 3, labels N), with a progress bar: read the meshes once, then
         train many epochs on `PointClouds(*ds.to_arrays(), ds.classes)`."""
-        from tqdm.auto import tqdm
+        from ..env import progress_bar
 
-        points = np.stack([self.cloud(i) for i in tqdm(range(len(self)), desc=f"ModelNet40 {self.split}")])
+        bar = progress_bar(range(len(self)), desc=f"ModelNet40 {self.split}")
+        points = np.stack([self.cloud(i) for i in bar])
         return points, np.array([label for _, label in self.files], dtype=np.int64)

@@ -122,7 +122,7 @@ def render_clip(shape: str, action: str, hue: float, rng: np.random.Generator,
 
 def _builder(params: dict):
     def build_into(folder: Path) -> None:
-        from tqdm.auto import tqdm
+        from ..env import progress_bar
 
         split_of = appearance_split(params["seed"])
         info = {"classes": CLASSES, "num_frames": params["num_frames"], "size": params["size"],
@@ -132,7 +132,7 @@ def _builder(params: dict):
             clips = np.empty((n, params["num_frames"], 3, params["size"], params["size"]), np.uint8)
             labels = np.arange(n, dtype=np.int64) % len(CLASSES)
             shapes, bands = [], []
-            for i in tqdm(range(n), desc=f"video: {split}"):
+            for i in progress_bar(range(n), desc=f"video: {split}"):
                 rng = np.random.default_rng([params["seed"], si, i])
                 shape = str(rng.choice(split_of[split]["shapes"]))
                 band = int(rng.choice(split_of[split]["hue_bands"]))

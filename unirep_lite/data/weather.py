@@ -116,10 +116,10 @@ def _params(fast: bool) -> dict:
 
 def _builder(params: dict):
     def build_into(folder: Path) -> None:
-        from tqdm.auto import tqdm
+        from ..env import progress_bar
 
-        real = np.stack([read_tmy_station(f, r) for f, r, _ in tqdm(REAL_STATIONS, desc="weather: reading TMY")],
-                        axis=1)
+        stations = progress_bar(REAL_STATIONS, desc="weather: reading TMY")
+        real = np.stack([read_tmy_station(f, r) for f, r, _ in stations], axis=1)
         derived, recipes = derive_stations(real, params["derived_stations"], params["seed"])
         np.save(folder / "stations.npy", np.concatenate([real, derived], axis=1))  # time x stations x features
         stations = [{"name": name, "real": True, "source": f"pvlib/data/{f}"} for f, _, name in REAL_STATIONS]
