@@ -34,3 +34,17 @@ def test_a_cpu_sized_run_trains_fast_sizes_longer(clean_env):
     assert recipe.train_config() == recipe.config(True)
     clean_env.setenv("UNIREP_SIZE", "full")
     assert recipe.train_config() == recipe.config(False)
+
+
+@pytest.mark.parametrize("kind", ["std", "notebook"])
+def test_progress_bar_is_off_where_tqdm_disable_says_so(monkeypatch, kind):
+    # tqdm's notebook bar (what tqdm.auto gives in Jupyter) ignores TQDM_DISABLE: the book showed bars
+    import tqdm.auto
+    import tqdm.notebook
+    import tqdm.std
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", tqdm.notebook.tqdm if kind == "notebook" else tqdm.std.tqdm)
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert env.progress_bar(range(3), disable=False).disable
+    monkeypatch.delenv("TQDM_DISABLE")
+    assert env.progress_bar(range(3), disable=True).disable
