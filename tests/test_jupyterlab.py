@@ -143,8 +143,8 @@ def open_and_run_all(browser, url: str, name: str):
             SHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SHOTS / f"{Path(name).stem}_failed.png"), full_page=True)
             waiting = [i + 1 for i, done in enumerate(numbered) if not done]
-            raise AssertionError(f"{name}: code cells {waiting} of {len(numbered)} did not run "
-                                 f"({'error: ' + ' | '.join(errors) if errors else f'{RUN_ALL_SECONDS} s limit'}; "
+            why = "error: " + " | ".join(errors) if errors else f"{RUN_ALL_SECONDS} s limit"
+            raise AssertionError(f"{name}: code cells {waiting} of {len(numbered)} did not run ({why}; "
                                  f"prompts {sorted(set(texts))}, Run All clicked {1 + retried} times)")
         page.wait_for_timeout(1000)
 

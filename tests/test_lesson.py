@@ -46,8 +46,8 @@ def test_the_answer_sees_only_what_the_kernels_reach(one_thread):
     s = lesson.setup(fast=True)
     torch.manual_seed(0)
     k3, k13 = lesson.arm("K=3").build(s).eval(), lesson.arm("K=13").build(s).eval()
-    rf3 = theoretical_receptive_field(k3, -1, s.size, 1)
-    assert rf3 // 2 < s.distances[-1] - 2 and theoretical_receptive_field(k13, -1, s.size, 1) // 2 > s.distances[-1] + 2
+    rf3, rf13 = (theoretical_receptive_field(m, -1, s.size, 1) for m in (k3, k13))
+    assert rf3 // 2 < s.distances[-1] - 2 and rf13 // 2 > s.distances[-1] + 2
     x = torch.zeros(2, 1, s.size, s.size)
     x[1, 0, 0, 0] = 1.0                      # a pixel far outside K=3's field
     with_se = lesson.arm("K=3").build(lesson.setup(fast=True, global_paths=True)).eval()

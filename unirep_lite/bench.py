@@ -34,11 +34,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from .env import progress_bar
 
 from . import recipes, triton_dwconv
 from .data import images
-from .env import fast_mode, seed_everything
+from .env import fast_mode, progress_bar, seed_everything
 from .modalities import MODALITIES
 from .model import UniRepLKNet, create_model, reparameterize, set_fast_train, set_reference
 from .paths import check_output_path

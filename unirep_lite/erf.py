@@ -21,10 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from .env import progress_bar
 
 from .blocks import DilatedReparamBlock, UniRepLKNetBlock
-from .env import seed_everything
+from .env import progress_bar, seed_everything
 from .model import create_model, reparameterize
 
 THRESHOLDS = (0.2, 0.3, 0.5, 0.99)  # RepLKNet's thresholds for the area ratio

@@ -37,7 +37,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
-from .env import progress_bar
 
 from .batches import TensorBatches, device_batches
 from .blocks import UniRepLKNetBlock
@@ -49,7 +48,7 @@ from .checkpoint import (
     load_training_state,
     save_training_state,
 )
-from .env import default_device, seed_everything
+from .env import default_device, progress_bar, seed_everything
 from .paths import check_output_path
 from .model import reparameterize
 from .plots import plot_history

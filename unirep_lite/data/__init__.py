@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+
 from ..env import progress_bar
 
 

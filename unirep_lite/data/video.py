@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from unirep_lite.data import FixedSamples, SPLITS, cache, check_folder, check_split, drop_unreadable, load_npy
+from unirep_lite.env import progress_bar
 
 NAME = "video"
 VERSION = 1
@@ -122,8 +123,6 @@ def render_clip(shape: str, action: str, hue: float, rng: np.random.Generator,
 
 def _builder(params: dict):
     def build_into(folder: Path) -> None:
-        from ..env import progress_bar
-
         split_of = appearance_split(params["seed"])
         info = {"classes": CLASSES, "num_frames": params["num_frames"], "size": params["size"],
                 "appearance": split_of}

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from unirep_lite.data import FixedSamples, SPLITS, cache, check_split, load_npy
-from unirep_lite.env import resolve_fast
+from unirep_lite.env import progress_bar, resolve_fast
 
 NAME = "weather"
 VERSION = 1
@@ -116,10 +116,8 @@ def _params(fast: bool) -> dict:
 
 def _builder(params: dict):
     def build_into(folder: Path) -> None:
-        from ..env import progress_bar
-
-        stations = progress_bar(REAL_STATIONS, desc="weather: reading TMY")
-        real = np.stack([read_tmy_station(f, r) for f, r, _ in stations], axis=1)
+        bar = progress_bar(REAL_STATIONS, desc="weather: reading TMY")
+        real = np.stack([read_tmy_station(f, r) for f, r, _ in bar], axis=1)
         derived, recipes = derive_stations(real, params["derived_stations"], params["seed"])
         np.save(folder / "stations.npy", np.concatenate([real, derived], axis=1))  # time x stations x features
         stations = [{"name": name, "real": True, "source": f"pvlib/data/{f}"} for f, _, name in REAL_STATIONS]
