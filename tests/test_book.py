@@ -108,6 +108,19 @@ def test_colab_cells_are_idempotent(tmp_path):
     assert f"github/{url.removeprefix('https://github.com/')}/blob/{branch}/notebooks/07_demo.ipynb" in cells[0].source
 
 
+def test_the_page_title_comes_before_the_setup_cells_output(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('FAST run')"),
+                                         nbformat.v4.new_markdown_cell("# 7. Title\n\nThe story starts.")])
+    path = tmp_path / "07_demo.ipynb"
+    nbformat.write(nb, path)
+    bk.title_first(path)
+    cells = nbformat.read(path, as_version=4).cells
+    assert [c.source for c in cells] == ["# 7. Title", "print('FAST run')", "The story starts."]
+    nbformat.validate(nbformat.read(path, as_version=4))
+
+
 def test_a_cell_that_raises_fails_the_build(tmp_path):
     import nbformat
 
@@ -199,8 +212,9 @@ def reports(dom: str, name: str) -> list[dict]:
     return [json.loads(html_lib.unescape(m)) for m in re.findall(rf'<pre class="{name}">(.*?)</pre>', dom, re.S)]
 
 
-# Runs after the page's own scripts: every code cell, output and figure must fit the article's column
-# (cells tagged full-width may use the margin) and the page must fit the window.
+# Runs after the page's own scripts: every code cell, printed output, table and figure must fit the
+# article's column, no figure may be shrunk so far that its text gets small, and the page must fit
+# the window.
 OVERFLOW_JS = """
 window.addEventListener("load", function () { setTimeout(function () {
   var found = [];
@@ -210,12 +224,24 @@ window.addEventListener("load", function () { setTimeout(function () {
                  (el.textContent || "").trim().slice(0, 60));
   };
   document.querySelectorAll("div.cell_input pre").forEach(function (el) { check(el, "code"); });
-  document.querySelectorAll("div.cell_output .output").forEach(function (el) { check(el, "output"); });
+  // printed text scrolls inside its <pre>, so the <pre> is what overflows, not the output around it
+  document.querySelectorAll("div.cell_output .output, div.cell_output pre").forEach(function (el) { check(el, "output"); });
+  document.querySelectorAll("article table").forEach(function (el) { check(el.parentElement, "table"); });
   var column = document.querySelector("article");
   var right = column ? column.getBoundingClientRect().right : window.innerWidth;
-  document.querySelectorAll("div.cell:not(.tag_full-width) .cell_output img, .js-plotly-plot").forEach(function (el) {
+  document.querySelectorAll("div.cell .cell_output img, .js-plotly-plot").forEach(function (el) {
     var box = el.getBoundingClientRect();
     if (box.right > right + 1) found.push("figure sticks out of the column by " + Math.round(box.right - right) + " px");
+  });
+  // a figure wider than the column is shrunk into it, and its text with it: at 100 dpi 7-pt text is
+  // ~10 px, so a figure shown at under 90% of its size has text under ~9 px
+  document.querySelectorAll("div.cell .cell_output img").forEach(function (el) {
+    if (el.naturalWidth > 0 && el.clientWidth < 0.9 * el.naturalWidth) {
+      var cell = el.closest("div.cell"), code = cell && cell.querySelector(".cell_input pre");
+      found.push("figure shown at " + Math.round(100 * el.clientWidth / el.naturalWidth) + "% of its " +
+                 el.naturalWidth + " px (its text shrinks with it), after: " +
+                 (code ? code.textContent.trim().slice(0, 60) : "?"));
+    }
   });
   if (document.documentElement.scrollWidth > window.innerWidth + 1)
     found.push("page: " + document.documentElement.scrollWidth + " px wide in a " + window.innerWidth + " px window");
@@ -254,11 +280,45 @@ window.addEventListener("load", function () { setTimeout(function () {
 """
 
 
-def screenshot(page: Path, png: Path, size: str = WINDOW) -> None:
-    with tempfile.TemporaryDirectory() as profile:
-        run = chromium(page.as_uri(), f"--screenshot={png}",
-                       f"--window-size={size}", profile=Path(profile))
+def screenshot(page: Path, png: Path, size: str = WINDOW, scroll: int = 0) -> None:
+    """A screenshot of `page` in a `size` window, scrolled down `scroll` px first."""
+    target = page
+    if scroll:
+        target = page.with_name(f"{page.stem}.__shot__.html")
+        # the page is moved up, not scrolled: headless Chromium draws a scrolled screenshot blank
+        css = f"<style>body {{ margin-top: -{scroll}px; }}</style>"
+        target.write_text(page.read_text().replace("</head>", f"{css}</head>", 1))
+    try:
+        with tempfile.TemporaryDirectory() as profile:
+            run = chromium(target.as_uri(), f"--screenshot={png}",
+                           f"--window-size={size}", profile=Path(profile))
+    finally:
+        if scroll:
+            target.unlink()
     assert run.returncode == 0 and png.is_file(), f"no screenshot of {page}: {run.stderr[-2000:]}"
+
+
+HEIGHT_JS = """
+window.addEventListener("load", function () { setTimeout(function () {
+  var pre = document.createElement("pre");
+  pre.className = "height-report";
+  pre.textContent = JSON.stringify({height: document.documentElement.scrollHeight});
+  document.body.appendChild(pre);
+}, 4000); });
+"""
+
+
+def screenshots(page: Path, folder: Path, part: int = 8000) -> list[Path]:
+    """The whole of `page`, top to bottom, as screenshots of `part` px each (headless Chromium has no
+    full-page shot): folder/STEM.png, then STEM-2.png, STEM-3.png, ..."""
+    dom, _ = render(page, HEIGHT_JS)
+    height = reports(dom, "height-report")[0]["height"]
+    shots = []
+    for k, top in enumerate(range(0, height, part)):
+        png = folder / (f"{page.stem}.png" if k == 0 else f"{page.stem}-{k + 1}.png")
+        screenshot(page, png, size=f"1400,{part}", scroll=top)
+        shots.append(png)
+    return shots
 
 
 def page_problems(page: Path) -> list[str]:
@@ -336,11 +396,11 @@ def test_static_explorers_change_when_their_slider_moves(html):
 
 @needs_browser
 def test_screenshot_of_every_page(html):
-    """One tall screenshot per page (headless has no full-page shot) in build/book/screenshots/."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    """Every page, whole, in screenshots of 8000 px each, in build/book/screenshots/."""
+    shutil.rmtree(SHOTS, ignore_errors=True)  # no shot of an earlier build stays to be looked at
+    SHOTS.mkdir(parents=True)
     pages = [p for p in sorted(html.rglob("*.html")) if "_static" not in p.parts
              and p.name not in {"genindex.html", "search.html", "index.html"}]
     for page in pages:
-        png = SHOTS / f"{page.stem}.png"
-        screenshot(page, png, size="1400,9000")
-        assert png.stat().st_size > 10_000, f"{page.stem}: screenshot looks blank"
+        for png in screenshots(page, SHOTS):
+            assert png.stat().st_size > 10_000, f"{png.name}: screenshot looks blank"

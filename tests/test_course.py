@@ -100,22 +100,24 @@ def test_describe_run_states_size_device_minutes_and_how_to_switch(monkeypatch, 
     monkeypatch.setenv("UNIREP_DEVICE", "cpu")
     monkeypatch.setenv("UNIREP_FAST", "1")
     course.describe_run("09")
-    text = capsys.readouterr().out
+    raw = capsys.readouterr().out
+    assert max(map(len, raw.splitlines())) <= 88, raw  # fits a terminal and the book's column
+    text = " ".join(raw.split())  # the checks below read across its wrapped lines
     assert "FAST run (size 'fast') on cpu" in text
     assert "Expected: under a minute on 2 CPU cores" in text and "full about 3.3 hours" in text
     assert 'os.environ["UNIREP_SIZE"] = "fast"' in text and "UNIREP_DEVICE" in text
     monkeypatch.setenv("UNIREP_FAST", "0")  # no GPU: the CPU-sized run is the default
     course.describe_run("06")
-    text = capsys.readouterr().out
+    text = " ".join(capsys.readouterr().out.split())
     assert "CPU-sized run (size 'cpu')" in text and "Expected: up to 4 min" in text and "full about 56 min" in text
     monkeypatch.setenv("UNIREP_SIZE", "full")
     course.describe_run("06")
-    assert "Expected: about 56 min on 2 CPU cores" in capsys.readouterr().out
+    assert "Expected: about 56 min on 2 CPU cores" in " ".join(capsys.readouterr().out.split())
     monkeypatch.delenv("UNIREP_SIZE")
     monkeypatch.setenv("UNIREP_FAST", "1")
     monkeypatch.setenv("UNIREP_BINDER", "1")
     course.describe_run("02")
-    assert "Binder runs the small course" in capsys.readouterr().out
+    assert "Binder runs the small course" in " ".join(capsys.readouterr().out.split())
 
 
 def test_binder_start_turns_fast_mode_on():
@@ -166,3 +168,14 @@ def test_setup_cell_pins_match_constraints():
     assert not {"torch", "torchvision", "torchaudio", "jupyterlab"} & set(pins)  # Colab's own are kept
     source = json.dumps(book.colab_cells("01_x.ipynb")[1].source)
     assert all(f'\\"{k}\\": \\"{v}\\"' in source for k, v in pins.items())
+
+
+def test_course_run_executes_pages_like_the_book_build(monkeypatch):
+    """`make course` builds the book from course.run's copies, so they are executed as the book build
+    executes: static explorers, no progress bars."""
+    monkeypatch.setenv("UNIREP_FAST", "1")  # restored afterwards (main sets it for --fast)
+    seen = {}
+    monkeypatch.setattr(course, "run", lambda paths, out, env=None, **kw: seen.update(env=env) or {})
+    assert course.main(["run", "--fast", "--only", "01"]) == 0
+    assert {k: seen["env"][k] for k in course.PAGE_ENV} == course.PAGE_ENV
+    assert course.PAGE_ENV.items() <= book.BUILD_ENV.items()

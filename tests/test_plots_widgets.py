@@ -106,3 +106,21 @@ def test_erf_explorer_headless_and_errors(tmp_path):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_tidy_keeps_the_suptitle_clear_of_two_line_panel_titles():
+    import matplotlib.pyplot as plt
+
+    with matplotlib.rc_context(plots.BOOK_RC):  # square images in wide slots: tight_layout alone
+        fig, axes = plt.subplots(1, 3, figsize=(7, 2.7))  # left 2.5 px between the titles
+        for ax in axes:
+            ax.imshow(np.zeros((8, 8)))
+            ax.set_title("UniRepLKNet-A K=13\nratio@0.5: 0.015", fontsize=9)
+        fig.suptitle("ERF, decades below the peak", fontsize=10)
+        plots.tidy(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    sup = fig._suptitle.get_window_extent(renderer)
+    top_of_titles = max(ax.title.get_window_extent(renderer).y1 for ax in axes)
+    assert sup.y0 - top_of_titles >= 0.1 * fig.dpi, (sup.y0, top_of_titles)  # >= 0.1 inch of air
+    plt.close(fig)

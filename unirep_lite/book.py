@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import course
+
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 NOTEBOOKS = ROOT / "notebooks"
@@ -51,7 +53,7 @@ ASSET_SKIP = ["*.map", "embed.js", "libembed-amd.js", "*.LICENSE.txt", "tex-*ful
 # HTML by unirep_lite.course.execute, which is what the static page shows). UNIREP_BOOK=1: explorers
 # render their precomputed plotly version (a widget on a static page is frozen; unirep_lite.explorers);
 # TQDM_DISABLE=1: no progress bars on the page (JupyterLab keeps them).
-BUILD_ENV = {"UNIREP_FAST": "1", "UNIREP_SIZE": "fast", "UNIREP_BOOK": "1", "TQDM_DISABLE": "1"}
+BUILD_ENV = {"UNIREP_FAST": "1", "UNIREP_SIZE": "fast", **course.PAGE_ENV}
 
 # The tags that mark the two cells `colab` manages: the badge is hidden in the book (it has launch
 # buttons); of the setup cell the book shows only what it printed (mode, device, expected minutes).
@@ -186,7 +188,6 @@ def execute_staged(found: list[Path], staged: Path, executed: Path | None = None
 
     Raises RuntimeError naming the notebook when a cell raises or the kernel stalls twice.
     """
-    from . import course
 
     records = {}
     for i, nb in enumerate(found, 1):
@@ -204,13 +205,28 @@ def execute_staged(found: list[Path], staged: Path, executed: Path | None = None
             except Exception as err:  # CellExecutionError shows the cell and its traceback
                 raise RuntimeError(f"{nb.name} failed while building the book:\n{err}") from None
         records[nb.stem] = course.run_record(target)
+        title_first(target)
     return records
+
+
+def title_first(path: Path) -> None:
+    """Put the notebook's `# title` line first on its page, above what the setup cell printed (the mode
+    line); in the notebook itself the setup cells come first so Colab runs them first."""
+    nb = json.loads(path.read_text())
+    for i, cell in enumerate(nb["cells"]):
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and text.startswith("# "):
+            title, _, rest = text.partition("\n")
+            cell["source"] = rest.lstrip("\n")
+            head = {"cell_type": "markdown", "id": f"{cell.get('id', 'title')}-title", "metadata": {}, "source": title}
+            nb["cells"][i:i + 1] = [c for c in (cell,) if c["source"].strip()]
+            nb["cells"].insert(0, head)
+            path.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
+            return
 
 
 def times_table(records: dict[str, dict]) -> str:
     """The execution page's table: notebook, mode, device, seconds (from each notebook's run record)."""
-    from . import course
-
     rows = ["| notebook | size | device | run time |", "|---|---|---|---|"]
     for name, r in records.items():
         seconds = r.get("seconds")

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -88,7 +89,9 @@ def describe_run(notebook: str | None = None, *, out=None) -> None:
              f"Expected: {expected[size]}. Other sizes: {others}.",
              f"To switch: run `import os; os.environ[\"UNIREP_SIZE\"] = \"fast\"` (or \"cpu\", \"full\") now, before the "
              f"next cell, or start Jupyter with UNIREP_SIZE=...; UNIREP_DEVICE=cpu|cuda|mps picks the device."]
-    print("\n".join(lines), file=out or sys.stdout)
+    # wrapped for a terminal, a notebook and the book's column alike
+    print("\n".join(textwrap.fill(line, 88, subsequent_indent="  ", break_on_hyphens=False) for line in lines),
+          file=out or sys.stdout)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -267,6 +270,12 @@ def run_record(path: Path) -> dict:
     return dict(nbformat.read(path, as_version=4).metadata.get("unirep_lite", {}))
 
 
+# The executed copies are pages to read (`make course` builds the book from them), so they are made
+# the way the book build makes its own: explorers as their kernel-free plotly version
+# (unirep_lite.explorers) and no progress bars (unirep_lite.env.progress_bar).
+PAGE_ENV = {"UNIREP_BOOK": "1", "TQDM_DISABLE": "1"}
+
+
 def notebooks() -> list[Path]:
     found = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if not found:
@@ -332,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     start = time.perf_counter()
     try:
-        run(selected, args.out)
+        run(selected, args.out, env={**os.environ, **PAGE_ENV})
     except Exception as err:  # show the failing cell's error (or the stall), not nbclient's internals
         print(f"\nfailed: {err}", file=sys.stderr)
         return 1

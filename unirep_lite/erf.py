@@ -384,14 +384,3 @@ def erf_table(erfs: Sequence[ERF], thresholds: Sequence[float] = THRESHOLDS) -> 
         row["theoretical ratio"] = None if tr is None else round(tr, 4)
         rows.append(row)
     return rows
-
-
-def format_table(rows: list[dict]) -> str:
-    """Rows of dicts as a plain fixed-width text table (for print in notebooks and scripts)."""
-    if not rows:
-        return ""
-    cols = list(rows[0])
-    cells = [[str(r.get(c, "")) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths))  # noqa: E731
-    return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(r) for r in cells])

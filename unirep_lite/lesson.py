@@ -201,15 +201,17 @@ class Results:
         return self.accuracies(arm_name)[:, -1]
 
     def table(self) -> list[dict]:
-        """One row per arm: mean accuracy per distance (min-max over seeds), parameters, MACs."""
+        """One row per arm: mean accuracy (%) per distance over seeds, `spread`: the widest seed spread
+        (max - min at any distance, points; plot_accuracy draws every one), parameters, seconds per run
+        (the arms' MACs: notebook 10's section 2)."""
         rows = []
         for name in self.arms():
-            acc = self.accuracies(name)
+            acc = 100 * self.accuracies(name)
             run = next(r for r in self.runs if r.arm == name)
             row = {"arm": name}
-            for j, dist in enumerate(self.setup.distances):
-                row[f"d={dist}"] = f"{100 * acc[:, j].mean():.0f} ({100 * acc[:, j].min():.0f}-{100 * acc[:, j].max():.0f})"
-            row.update({"params (k)": round(run.params / 1e3), "MACs (M)": round(run.macs / 1e6, 1),
+            row.update({f"d={dist}": round(float(acc[:, j].mean()), 1) for j, dist in enumerate(self.setup.distances)})
+            row["spread"] = round(float(np.ptp(acc, axis=0).max()), 1)
+            row.update({"params (k)": round(run.params / 1e3),
                         "s/run": round(np.mean([r.seconds for r in self.runs if r.arm == name]), 1)})
             rows.append(row)
         return rows
@@ -285,7 +287,7 @@ def plot_accuracy(results: Results, arms: Sequence[str] | None = None, ax=None, 
         for row in acc:
             ax.plot(d, row, ".", color=line.get_color(), ms=3, alpha=0.6)
     ax.axhline(50, color="black", lw=0.8, ls="--")
-    ax.set(xlabel="distance of the mark from the centre (pixels)", ylabel="test accuracy (%)", ylim=(40, 101),
+    ax.set(xlabel="distance d of the mark (px)", ylabel="test accuracy (%)", ylim=(40, 101),
            xticks=d, title=title or f"{len(results.setup.seeds)} seeds: line = mean, band = min-max")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -298,7 +300,6 @@ def plot_erf_overlays(maps: dict[str, np.ndarray], image: Tensor, ratios: dict[s
     area ratio is `ratios[arm]` (e.g. the mean over seeds at t = `threshold`)."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
-
 
     cols = min(len(maps), 3)                       # three across: readable in a book column
     rows = -(-len(maps) // cols)
@@ -313,7 +314,7 @@ def plot_erf_overlays(maps: dict[str, np.ndarray], image: Tensor, ratios: dict[s
         h, w = m.shape
         side = np.sqrt(ratios[name] * h * w)
         ax.add_patch(Rectangle((w // 2 - side / 2, h // 2 - side / 2), side, side, fill=False, ec="cyan", lw=1.5))
-        ax.set_title(f"{name}\narea ratio (t={threshold}): {ratios[name]:.3f}", fontsize=8)
+        ax.set_title(f"{name}\narea ratio (t={threshold}): {ratios[name]:.3f}", fontsize=9)
         ax.axis("off")
     fig.tight_layout()
     return fig

@@ -62,11 +62,11 @@ def plot_confusion(targets, predictions, classes: Sequence[str], title: str = "t
     ax.imshow(counts, cmap="Blues")
     for (t, p), n in np.ndenumerate(counts):
         if n:
-            ax.text(p, t, n, ha="center", va="center", fontsize=8, color="w" if n > counts.max() / 2 else "k")
+            ax.text(p, t, n, ha="center", va="center", fontsize=9, color="w" if n > counts.max() / 2 else "k")
     slant = max(len(str(c)) for c in classes) > 2  # slant names, not digits
     ax.set_xticks(range(len(classes)), classes, rotation=45 if slant else 0, ha="right" if slant else "center",
-                  fontsize=8)
-    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+                  fontsize=9)
+    ax.set_yticks(range(len(classes)), classes, fontsize=9)
     accuracy = np.trace(counts) / max(counts.sum(), 1)
     ax.set(xlabel="predicted", ylabel="true", title=f"{title} ({accuracy:.1%} correct)")
     ax.figure.tight_layout()
@@ -87,7 +87,10 @@ def check_deploy(result: FitResult, data, trained: dict | None = None, task: str
         trained = evaluate(result.model, data, task=task, return_predictions=True)
     deploy = evaluate(result.deploy_model, data, task=task, return_predictions=True)
     diff = (deploy["outputs"] - trained["outputs"]).abs().max().item()
-    print("fit's check on the validation split:", result.deploy_check)
+    if result.deploy_check:
+        c = result.deploy_check
+        print(f"fit's check on the validation split: {c['n']} samples, largest output difference "
+              f"{c['max_abs_diff']:.1e}" + (f", {c['agreement']:.1%} identical predictions" if "agreement" in c else ""))
     print(f"parameters: trained {count_params(result.model):,} -> deploy {count_params(result.deploy_model):,}")
     check = {"trained": trained, "deploy": deploy, "max_abs_diff": diff}
     if task == "classification":

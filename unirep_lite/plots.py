@@ -36,6 +36,15 @@ def book_style() -> None:
     mpl.rcParams.update(BOOK_RC)
 
 
+def tidy(fig, gap: float = 0.15, **tight):
+    """`fig.tight_layout(**tight)`, then `gap` inches more between the suptitle and the panels'
+    titles (tight_layout leaves a suptitle touching two-line panel titles). Returns the figure."""
+    fig.tight_layout(**tight)
+    if fig.get_suptitle():
+        fig.subplots_adjust(top=fig.subplotpars.top - gap / fig.get_figheight())
+    return fig
+
+
 # ------------------------------------------------------------------------------------ kernels
 
 @torch.no_grad()
@@ -93,8 +102,7 @@ def plot_kernels(parts: Sequence[tuple[str, np.ndarray]], suptitle: str = "", sh
         _kernel_ax(ax, k, title, vmax if shared_scale else (np.abs(k).max() or 1.0))
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return tidy(fig, h_pad=1.5)  # row titles clear of the kernels above
 
 
 def plot_block(block, channel: int = 0, suptitle: str | None = None):
@@ -125,8 +133,7 @@ def plot_block(block, channel: int = 0, suptitle: str | None = None):
         axes[2 * band + 1, 0].set_ylabel("kernel", fontsize=9)
     fig.suptitle(suptitle if suptitle is not None else
                  f"Dilated Reparam Block K={block.K}:\nbranches and merged kernel (channel {channel})", fontsize=10)
-    fig.tight_layout(h_pad=1.5)
-    return fig
+    return tidy(fig, h_pad=2.0)
 
 
 def plotly_kernels(parts: Sequence[tuple[str, np.ndarray]], title: str = ""):
@@ -203,8 +210,7 @@ def plot_erfs(erfs: Sequence, threshold: float | None = 0.5, cols: int | None = 
         ax.set_yticks([])
     fig.suptitle(suptitle or ("ERF, log10(x+1) scaled to [0, 1]" if scale == "replknet" else
                               "ERF, decades below the peak (black: 10^-4 of the peak or less)"), fontsize=10)
-    fig.tight_layout()
-    return fig
+    return tidy(fig)
 
 
 def plot_area_ratios(erfs: Sequence, thresholds: Sequence[float] | None = None):
@@ -257,6 +263,8 @@ def plot_history(history):
     """A `train.History` as three panels: losses, the validation metric, the learning rate."""
     import matplotlib.pyplot as plt
 
+    from matplotlib.ticker import MaxNLocator
+
     h = history
     # two rows, so the panels keep readable text in the book's ~7 inch column
     fig, axes = plt.subplot_mosaic([["loss", "loss"], ["metric", "lr"]], figsize=(7, 5.4))
@@ -275,18 +283,19 @@ def plot_history(history):
         ax_metric.plot(h.epoch, h.val_metric, "o-", color="tab:green")
         pick = np.nanargmax if h.metric_name == "accuracy" else np.nanargmin
         best = int(pick(np.array(h.val_metric, dtype=float)))
-        title += f" (best {h.val_metric[best]:.4g} at epoch {h.epoch[best]})"
+        title += f"\n(best {h.val_metric[best]:.3g} at epoch {h.epoch[best]})"  # two lines: clear of the lr panel
     else:
         ax_metric.text(0.5, 0.5, "no validation data", ha="center", va="center",
                        transform=ax_metric.transAxes, color="gray")
     ax_metric.set(title=title, xlabel="epoch")
     if h.step_lr:
         ax_lr.plot(steps_x[:len(h.step_lr)], h.step_lr, color="tab:purple")
-    ax_lr.set(title="learning rate (per step)", xlabel="epoch")
+    ax_lr.set(title="learning rate\n(per step)", xlabel="epoch")
     ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     for ax in (ax_loss, ax_metric, ax_lr):
         ax.grid(alpha=0.3)
         ax.set_xlim(left=0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
     fig.tight_layout()
     return fig
 
