@@ -94,7 +94,7 @@ def plot_kernels(parts: Sequence[tuple[str, np.ndarray]], suptitle: str = "", sh
     n = len(parts)
     cols = min(n, 4)  # at most four panels a row: readable at the book's column width
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.75 * cols + 0.2, 2.0 * rows + 0.3), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.75 * cols + 0.2, 2.3 * rows + 0.3), squeeze=False)
     vmax = max(np.abs(k).max() for _, k in parts) or 1.0
     for ax in axes.flat[n:]:
         fig.delaxes(ax)
@@ -277,7 +277,7 @@ def plot_history(history):
     if _has_values(h.val_loss):
         ax_loss.plot(h.epoch, h.val_loss, "o-", color="tab:orange", label="validation")
     ax_loss.set(title="loss", xlabel="epoch")
-    ax_loss.legend(fontsize=8)
+    ax_loss.legend(fontsize=9)
     title = f"validation {h.metric_name}"
     if _has_values(h.val_metric):
         ax_metric.plot(h.epoch, h.val_metric, "o-", color="tab:green")
