@@ -13,6 +13,7 @@ Without Chromium the browser checks are skipped, unless UNIREP_REQUIRE_BROWSER=1
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import os
@@ -184,22 +185,30 @@ def chromium(url: str, *extra: str, profile: Path) -> subprocess.CompletedProces
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
+@contextlib.contextmanager
+def page_with(page: Path, before: str, extra: str):
+    """`page`, or with `extra` inserted before its first `before` tag: a copy next to the original (so
+    relative links still work), removed afterwards."""
+    if not extra:
+        yield page
+        return
+    target = page.with_name(f"{page.stem}.__test__.html")
+    target.write_text(page.read_text().replace(before, extra + before, 1))
+    try:
+        yield target
+    finally:
+        target.unlink()
+
+
 def render(page: Path, script: str = "") -> tuple[str, list[str]]:
     """(DOM after scripts ran, console messages) of one page in a fresh headless Chromium.
 
     `script`: JavaScript to run in the page after it loaded (a check that writes its findings into
     the DOM); it runs in a copy of the page next to the original, so relative links still work.
     """
-    target = page
-    if script:
-        target = page.with_name(f"{page.stem}.__check__.html")
-        target.write_text(page.read_text().replace("</body>", f"<script>{script}</script></body>", 1))
-    try:
-        with tempfile.TemporaryDirectory() as profile:
-            run = chromium(target.as_uri(), "--dump-dom", f"--window-size={WINDOW}", profile=Path(profile))
-    finally:
-        if script:
-            target.unlink()
+    with page_with(page, "</body>", f"<script>{script}</script>" if script else "") as target, \
+            tempfile.TemporaryDirectory() as profile:
+        run = chromium(target.as_uri(), "--dump-dom", f"--window-size={WINDOW}", profile=Path(profile))
     assert run.returncode == 0 and "</html>" in run.stdout, f"chromium failed on {page}: {run.stderr[-2000:]}"
     console = [m.group(1) for m in re.finditer(r":CONSOLE[^\]]*\] (.*)", run.stderr)]
     return run.stdout, console
@@ -232,10 +241,8 @@ window.addEventListener("load", function () { setTimeout(function () {
   document.querySelectorAll("div.cell .cell_output img, .js-plotly-plot").forEach(function (el) {
     var box = el.getBoundingClientRect();
     if (box.right > right + 1) found.push("figure sticks out of the column by " + Math.round(box.right - right) + " px");
-  });
-  // a figure wider than the column is shrunk into it, and its text with it: at 100 dpi 7-pt text is
-  // ~10 px, so a figure shown at under 90% of its size has text under ~9 px
-  document.querySelectorAll("div.cell .cell_output img").forEach(function (el) {
+    // a figure wider than the column is shrunk into it, and its text with it: at 100 dpi 7-pt text
+    // is ~10 px, so a figure shown at under 90% of its size has text under ~9 px
     if (el.naturalWidth > 0 && el.clientWidth < 0.9 * el.naturalWidth) {
       var cell = el.closest("div.cell"), code = cell && cell.querySelector(".cell_input pre");
       found.push("figure shown at " + Math.round(100 * el.clientWidth / el.naturalWidth) + "% of its " +
@@ -282,19 +289,10 @@ window.addEventListener("load", function () { setTimeout(function () {
 
 def screenshot(page: Path, png: Path, size: str = WINDOW, scroll: int = 0) -> None:
     """A screenshot of `page` in a `size` window, scrolled down `scroll` px first."""
-    target = page
-    if scroll:
-        target = page.with_name(f"{page.stem}.__shot__.html")
-        # the page is moved up, not scrolled: headless Chromium draws a scrolled screenshot blank
-        css = f"<style>body {{ margin-top: -{scroll}px; }}</style>"
-        target.write_text(page.read_text().replace("</head>", f"{css}</head>", 1))
-    try:
-        with tempfile.TemporaryDirectory() as profile:
-            run = chromium(target.as_uri(), f"--screenshot={png}",
-                           f"--window-size={size}", profile=Path(profile))
-    finally:
-        if scroll:
-            target.unlink()
+    # the page is moved up, not scrolled: headless Chromium draws a scrolled screenshot blank
+    css = f"<style>body {{ margin-top: -{scroll}px; }}</style>" if scroll else ""
+    with page_with(page, "</head>", css) as target, tempfile.TemporaryDirectory() as profile:
+        run = chromium(target.as_uri(), f"--screenshot={png}", f"--window-size={size}", profile=Path(profile))
     assert run.returncode == 0 and png.is_file(), f"no screenshot of {page}: {run.stderr[-2000:]}"
 
 

@@ -188,7 +188,6 @@ def execute_staged(found: list[Path], staged: Path, executed: Path | None = None
 
     Raises RuntimeError naming the notebook when a cell raises or the kernel stalls twice.
     """
-
     records = {}
     for i, nb in enumerate(found, 1):
         target = staged / nb.name
@@ -218,8 +217,9 @@ def title_first(path: Path) -> None:
         if cell["cell_type"] == "markdown" and text.startswith("# "):
             title, _, rest = text.partition("\n")
             cell["source"] = rest.lstrip("\n")
+            if not cell["source"].strip():
+                del nb["cells"][i]
             head = {"cell_type": "markdown", "id": f"{cell.get('id', 'title')}-title", "metadata": {}, "source": title}
-            nb["cells"][i:i + 1] = [c for c in (cell,) if c["source"].strip()]
             nb["cells"].insert(0, head)
             path.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
             return

@@ -262,7 +262,6 @@ def plotly_erfs(erfs: Sequence, title: str | None = None, scale: str = "replknet
 def plot_history(history):
     """A `train.History` as three panels: losses, the validation metric, the learning rate."""
     import matplotlib.pyplot as plt
-
     from matplotlib.ticker import MaxNLocator
 
     h = history

@@ -37,5 +37,4 @@ class Table:
         head = "".join(cell("th", c) for c in cols)
         body = "".join("<tr>" + "".join(cell("td", r.get(c, "")) for c in cols) + "</tr>" for r in self.rows)
         caption = cell("caption", self.caption) if self.caption else ""
-        return (f'<table class="unirep-table">{caption}<thead><tr>{head}</tr></thead>'
-                f"<tbody>{body}</tbody></table>")
+        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
