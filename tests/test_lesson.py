@@ -49,19 +49,25 @@ def test_the_answer_sees_only_what_the_kernels_reach(one_thread):
     rf3, rf13 = (theoretical_receptive_field(m, -1, s.size, 1) for m in (k3, k13))
     assert rf3 // 2 < s.distances[-1] - 2 and rf13 // 2 > s.distances[-1] + 2
     x = torch.zeros(2, 1, s.size, s.size)
-    x[1, 0, 0, 0] = 1.0                      # a pixel far outside K=3's field
+    x[1] = 3.0                               # image 1 is bright wherever K=3's field cannot reach:
+    lo, hi = s.size // 2 - rf3 // 2 - 8, s.size // 2 + rf3 // 2 + 8  # the field around the answer cell,
+    x[1, 0, lo:hi, lo:hi] = 0.0              # with 8 px to spare, is dark in both
     with_se = lesson.arm("K=3").build(lesson.setup(fast=True, global_paths=True)).eval()
     with torch.no_grad():
         for m in (k3, with_se):              # like a trained model: every branch active (at init the
             for p in m.parameters():         # FFN's last BN is 0); the frozen GRN gamma stays 0
                 if p.requires_grad:
                     p.normal_(0.0, 0.3)
-        assert torch.equal(k3(x)[0], k3(x)[1])          # SE and GRN off: the far pixel cannot count
-        assert not torch.equal(with_se(x)[0], with_se(x)[1])
+        # how much the far region moves the answer; bitwise equality is not promised across inputs
+        # (oneDNN may pick other kernels), so "cannot count" is: below float rounding of the output
+        effect = lambda m: (m(x)[0] - m(x)[1]).abs().max().item()  # noqa: E731
+        rounding = 1e-5 * k3(x).abs().max().item()
+        assert effect(k3) <= rounding                   # SE and GRN off: the far pixel cannot count
+        assert effect(with_se) > 20 * rounding          # SE's global average carries it to the centre
         for block in k3.modules():           # GRN's global norm alone, made active: now it counts
             if isinstance(block, GRN):
                 block.gamma.fill_(1.0)
-        assert not torch.equal(k3(x)[0], k3(x)[1])
+        assert effect(k3) > 20 * rounding
 
 
 def test_branches_option_reparameterizes_exactly(one_thread):

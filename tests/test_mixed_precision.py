@@ -5,8 +5,11 @@ kernels of fast-training mode, the front-ends) must behave like torch's built-in
 backward in consistent dtypes, gradients in each parameter's own dtype, a finite fp32 loss, and an
 optimizer step that keeps the weights finite. On the CPU autocast means bfloat16; the same test runs
 on CUDA (bf16 and fp16) when a GPU exists. A toy model would not have caught the crash of a real
-recipe's first backward on a GPU, so these use the recipes' own models and data.
+recipe's first backward on a GPU, so these use the recipes' own models and data. Their FAST maps
+shrink to 1 x 1, where the CPU's bf16 convolutions cannot be trusted: the model runs those in float32
+(`unirep_lite.precision`), and a NaN anyway fails the test naming the layer it was born in.
 """
+import contextlib
 import math
 
 import pytest
@@ -30,6 +33,25 @@ def batch(recipe, n=4):
     return torch.stack(xs), y
 
 
+@contextlib.contextmanager
+def nan_origin(model):
+    """Yields a list that names, in order, every module whose output is not finite (forward pass)."""
+    found = []
+
+    def hook(module, args, out):
+        if torch.is_tensor(out) and out.is_floating_point() and not torch.isfinite(out).all():
+            found.append(f"{names[module]} ({type(module).__name__}, output {out.dtype} "
+                         f"{tuple(out.shape)}, input {tuple(args[0].shape) if args else ()})")
+
+    names = {m: n or "model" for n, m in model.named_modules()}
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        yield found
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def loss_of(recipe, out, y):
     if recipe.task == "classification":
         return torch.nn.functional.cross_entropy(out.float(), y)
@@ -47,9 +69,10 @@ def test_real_recipe_model_trains_a_step_under_autocast(name, mode, device, dtyp
     model = set_mode(recipe.make_model(variant="unireplknet_a", lk_size=13, fast=True), mode).to(device).train()
     before = {k: p.detach().clone() for k, p in model.named_parameters()}
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    with torch.autocast(device, dtype=dtype):
+    with torch.autocast(device, dtype=dtype), nan_origin(model) as bad:
         out = model(x)
         loss = loss_of(recipe, out, y)
+    assert not bad, f"NaN/inf first produced by {bad[0]}"
     assert out.dtype in (dtype, torch.float32)  # the head runs in the autocast dtype, a loss in fp32
     assert loss.dtype == torch.float32 and math.isfinite(loss.item())
     loss.backward()

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .dwconv import channels_last, depthwise_conv2d
+from .precision import Conv2d
 from .reparam import (
     bn_affine,
     check_branches,
@@ -45,10 +46,10 @@ def check_mode(module: nn.Module) -> str:
     return module.mode
 
 
-def depthwise_conv(channels: int, k: int, dilation: int = 1, bias: bool = False) -> nn.Conv2d:
+def depthwise_conv(channels: int, k: int, dilation: int = 1, bias: bool = False) -> Conv2d:
     """A depthwise kxk conv with 'same' padding (output size == input size at stride 1)."""
     pad = (equivalent_kernel_size(k, dilation) - 1) // 2
-    return nn.Conv2d(channels, channels, k, padding=pad, dilation=dilation, groups=channels, bias=bias)
+    return Conv2d(channels, channels, k, padding=pad, dilation=dilation, groups=channels, bias=bias)
 
 
 class DilatedReparamBlock(nn.Module):
@@ -140,8 +141,8 @@ class SEBlock(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 4):
         super().__init__()
-        self.down = nn.Conv2d(channels, channels // reduction, 1, bias=True)
-        self.up = nn.Conv2d(channels // reduction, channels, 1, bias=True)
+        self.down = Conv2d(channels, channels // reduction, 1, bias=True)
+        self.up = Conv2d(channels // reduction, channels, 1, bias=True)
 
     def forward(self, x: Tensor, inplace: bool = False) -> Tensor:
         w = torch.sigmoid(self.up(F.relu(self.down(F.adaptive_avg_pool2d(x, 1)))))

@@ -10,7 +10,8 @@ and dtype discipline, never different results:
   * oneDNN wants channels_last (NHWC) for float32/bfloat16 depthwise convs (`channels_last`).
   * Under `torch.autocast` the conv runs in the autocast dtype, exactly like the built-in conv:
     inputs are cast before the autograd function, so forward and backward see one dtype and each
-    gradient flows back through the cast to its parameter's own dtype.
+    gradient flows back through the cast to its parameter's own dtype. On maps too small for a CPU's
+    bfloat16 kernels it runs in float32 instead (`precision`).
   * Kernel taps that can only ever see the zero padding are cropped (exact; their gradient is 0),
     except while a model is traced or exported: the graph must hold for every input size.
   * On CUDA, large kernels run in a Triton kernel where a one-time measurement per shape finds it
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import triton_dwconv
+from .precision import cpu_bf16_unsafe
 from .reparam import equivalent_kernel_size
 
 
@@ -114,6 +116,8 @@ def depthwise_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, dila
     if triton_dwconv.use_triton(x, weight, dilation):  # CUDA only, where measured faster than cuDNN
         return triton_dwconv.depthwise_conv2d(x, weight, bias, dilation)
     dtype = _autocast_dtype(x.device.type)
+    if cpu_bf16_unsafe(x):  # a map too small for the CPU's bf16 kernels: float32 (see `precision`)
+        dtype = weight.dtype
     if dtype is None:
         return _DepthwiseConv.apply(x, weight, bias, dilation)
     # as autocast does for F.conv2d: cast the inputs (the casts carry gradients back in each input's

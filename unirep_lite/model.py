@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .blocks import MODES, DilatedReparamBlock, LayerNorm2d, UniRepLKNetBlock
+from .precision import Conv2d
 from .checkpoint import check_state_dict, is_deploy_state_dict, read_state_dict
 
 
@@ -91,13 +92,13 @@ class UniRepLKNet(nn.Module):
 
         # Stem (two stride-2 3x3 convs) and three downsampling layers, as one list like the authors'.
         self.downsample_layers = nn.ModuleList([nn.Sequential(
-            nn.Conv2d(in_chans, dims[0] // 2, 3, stride=2, padding=1), LayerNorm2d(dims[0] // 2, eps=1e-6),
+            Conv2d(in_chans, dims[0] // 2, 3, stride=2, padding=1), LayerNorm2d(dims[0] // 2, eps=1e-6),
             nn.GELU(),
-            nn.Conv2d(dims[0] // 2, dims[0], 3, stride=2, padding=1), LayerNorm2d(dims[0], eps=1e-6),
+            Conv2d(dims[0] // 2, dims[0], 3, stride=2, padding=1), LayerNorm2d(dims[0], eps=1e-6),
         )])
         for i in range(3):
             self.downsample_layers.append(nn.Sequential(
-                nn.Conv2d(dims[i], dims[i + 1], 3, stride=2, padding=1), LayerNorm2d(dims[i + 1], eps=1e-6),
+                Conv2d(dims[i], dims[i + 1], 3, stride=2, padding=1), LayerNorm2d(dims[i + 1], eps=1e-6),
             ))
 
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()  # deeper blocks drop more
