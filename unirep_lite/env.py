@@ -1,60 +1,65 @@
-"""Run-time switches shared by the library, the notebooks and the tests: the one place that decides
-how big a run is and where it runs, so the GPU path is the same code.
+"""Every environment variable the project reads, read here and nowhere else.
 
-Three run sizes (`run_size()`), chosen from the hardware unless the environment says otherwise:
-  "full"  the real run: full datasets and schedules. The default where a CUDA GPU is present, or
-          asked for anywhere with UNIREP_SIZE=full (`make course-full`).
-  "cpu"   the default without a GPU: FAST data and input sizes with the recipes' schedules made
-          `CPU_EPOCH_FACTOR` times longer, so that the whole course fits in about an hour on 2 cores
-          instead of starting a multi-day job by surprise.
-  "fast"  the CI size (UNIREP_FAST=1 or UNIREP_SIZE=fast): every notebook in minutes on 2 cores.
-`fast_mode()` is True for the two small sizes (small data and inputs).
+The entries (a notebook's first cell, the command lines, the course runner) call these once and pass
+the values down: the run size (`run_size()`, a `runsize.RunSize`) and the device (`default_device()`)
+are arguments of every library function that needs them. Each function takes the environment as an
+optional mapping, so a runner can ask what a kernel started with another environment will see.
+
+  UNIREP_SIZE     fast | cpu | full          the run size (else UNIREP_FAST=1 means fast, else the hardware)
+  UNIREP_FAST     1                          the small (CI) run
+  UNIREP_DEVICE   cpu | cuda | mps | ...     the device (else cuda, then mps, then cpu)
+  UNIREP_DATA     a folder                   where datasets are built (else data/ of a checkout)
+  UNIREP_DWCONV   auto | triton | torch      the depthwise conv kernel on CUDA
+  UNIREP_BOOK     1                          the static book is being built (explorers as figures)
+  UNIREP_BINDER   1                          running on Binder (set by binder/start)
+  TQDM_DISABLE    1                          no progress bars
+  TRITON_INTERPRET 1                         Triton's interpreter (kernels on CPU tensors)
 """
 from __future__ import annotations
 
 import os
 import random
+import warnings
+from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
 
-SIZES = ("fast", "cpu", "full")
-CPU_EPOCH_FACTOR = 3  # "cpu" runs train this many times the FAST schedule's epochs
+from .runsize import SIZES, RunSize
+
 _TRUE = {"1", "true", "yes", "on"}
+DWCONV_CHOICES = ("auto", "triton", "torch")
 
 
-def run_size() -> str:
-    """"fast", "cpu" or "full" (see the module docstring): UNIREP_SIZE, else UNIREP_FAST, else the hardware."""
-    asked = os.environ.get("UNIREP_SIZE", "").strip().lower()
+def _get(environ: Mapping[str, str] | None, name: str, default: str = "") -> str:
+    return (os.environ if environ is None else environ).get(name, default) or default
+
+
+def _flag(environ: Mapping[str, str] | None, name: str) -> bool:
+    return _get(environ, name).strip().lower() in _TRUE
+
+
+def run_size(environ: Mapping[str, str] | None = None) -> RunSize:
+    """UNIREP_SIZE, else UNIREP_FAST, else the hardware: "full" with a CUDA GPU, "cpu" without."""
+    asked = _get(environ, "UNIREP_SIZE").strip().lower()
     if asked:
         if asked not in SIZES:
-            raise ValueError(f"UNIREP_SIZE must be one of {SIZES}, got {asked!r}")
-        return asked
-    if os.environ.get("UNIREP_FAST", "0").strip().lower() in _TRUE:
-        return "fast"
-    return "full" if default_device().type == "cuda" else "cpu"
+            raise ValueError(f"UNIREP_SIZE must be one of {', '.join(SIZES)}, got {asked!r}")
+        return RunSize(asked)
+    if _flag(environ, "UNIREP_FAST"):
+        return RunSize("fast")
+    return RunSize("full" if default_device(environ).type == "cuda" else "cpu")
 
 
-def fast_mode() -> bool:
-    """True for the small data and input sizes: the FAST (CI) and the CPU-sized runs."""
-    return run_size() != "full"
-
-
-def epoch_factor() -> int:
-    """How many times a recipe's FAST schedule a run of this size trains (1 but for "cpu")."""
-    return CPU_EPOCH_FACTOR if run_size() == "cpu" else 1
-
-
-def resolve_fast(fast: bool | None) -> bool:
-    """`fast` when given, else what the environment says (`fast_mode()`): the one place that decides."""
-    return fast_mode() if fast is None else bool(fast)
-
-
-def default_device() -> torch.device:
-    """cuda if present, then Apple's mps, else cpu (override with UNIREP_DEVICE)."""
-    forced = os.environ.get("UNIREP_DEVICE")
+def default_device(environ: Mapping[str, str] | None = None) -> torch.device:
+    """UNIREP_DEVICE, else cuda if present, then Apple's mps, else cpu."""
+    forced = _get(environ, "UNIREP_DEVICE").strip()
     if forced:
-        return torch.device(forced)
+        try:
+            return torch.device(forced)
+        except RuntimeError:
+            raise ValueError(f"UNIREP_DEVICE must be a torch device such as cpu, cuda or mps, got {forced!r}") from None
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -62,8 +67,44 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+def data_folder(environ: Mapping[str, str] | None = None) -> Path | None:
+    """UNIREP_DATA as a folder path, or None when unset (the data cache then picks its default)."""
+    value = _get(environ, "UNIREP_DATA").strip()
+    return Path(value).expanduser().resolve() if value else None
+
+
+def dwconv_choice(environ: Mapping[str, str] | None = None) -> str:
+    """UNIREP_DWCONV: "auto" (default), "triton" or "torch"."""
+    value = _get(environ, "UNIREP_DWCONV", "auto").strip().lower() or "auto"
+    if value not in DWCONV_CHOICES:
+        raise ValueError(f"UNIREP_DWCONV must be one of {', '.join(DWCONV_CHOICES)}, got {value!r}")
+    return value
+
+
+def triton_interpret(environ: Mapping[str, str] | None = None) -> bool:
+    """TRITON_INTERPRET=1: Triton runs its kernels in an interpreter, on CPU tensors."""
+    return _get(environ, "TRITON_INTERPRET", "0").strip() == "1"
+
+
+def static_book(environ: Mapping[str, str] | None = None) -> bool:
+    """UNIREP_BOOK=1: the static book is being built (a widget there would be frozen on the page)."""
+    return _get(environ, "UNIREP_BOOK").strip() == "1"
+
+
+def on_binder(environ: Mapping[str, str] | None = None) -> bool:
+    """UNIREP_BINDER is set (binder/start)."""
+    return bool(_get(environ, "UNIREP_BINDER").strip())
+
+
+def progress_disabled(environ: Mapping[str, str] | None = None) -> bool:
+    """TQDM_DISABLE=1 (the book build)."""
+    return _flag(environ, "TQDM_DISABLE")
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) so that runs repeat."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -77,6 +118,25 @@ def progress_bar(*args, **kwargs):
     """
     from tqdm.auto import tqdm
 
-    if os.environ.get("TQDM_DISABLE", "").strip().lower() in _TRUE:
+    if progress_disabled():
         kwargs["disable"] = True
     return tqdm(*args, **kwargs)
+
+
+def fast_mode() -> bool:
+    """Deprecated: decide `size = run_size()` once and pass it on; `size.small` is this value."""
+    warnings.warn("unirep_lite.env.fast_mode() is deprecated: use `size = unirep_lite.env.run_size()` once and "
+                  "pass `size` on (`size.small` is what fast_mode() returned)", DeprecationWarning, stacklevel=2)
+    return run_size().small
+
+
+# --- transitional: removed once every caller takes a RunSize
+from .runsize import CPU_EPOCH_FACTOR  # noqa: E402,F401
+
+
+def resolve_fast(fast):
+    return run_size().small if fast is None else bool(fast)
+
+
+def epoch_factor() -> int:
+    return run_size().epochs(1)

@@ -15,12 +15,12 @@ Switching the menu returns the slider to its starting value.
 """
 from __future__ import annotations
 
-import os
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
+from . import env
 from . import erf as erf_lib
 from . import plots
 from .blocks import DilatedReparamBlock
@@ -34,7 +34,7 @@ BOOK_ENV = "UNIREP_BOOK"
 
 def static_book() -> bool:
     """True while the static book is being built: widgets there would be frozen on the page."""
-    return os.environ.get(BOOK_ENV) == "1"
+    return env.static_book()
 
 
 def live_or_static(live: Callable, static: Callable):

@@ -27,7 +27,7 @@ import zlib
 from pathlib import Path
 from typing import Callable
 
-from ..env import resolve_fast
+from ..env import data_folder, resolve_fast
 
 MANIFEST = "MANIFEST.json"
 RETIRED_GRACE_S = 600          # a replaced build lives this long after the swap, for readers still opening it
@@ -41,9 +41,9 @@ def data_root() -> Path:
     Found from the package's own location, never the working directory, so that JupyterLab, Binder,
     Colab and the book build all see the same data.
     """
-    env = os.environ.get("UNIREP_DATA")
-    if env:
-        return Path(env).expanduser().resolve()
+    chosen = data_folder()
+    if chosen is not None:
+        return chosen
     checkout = Path(__file__).resolve().parents[2]
     if (checkout / "pyproject.toml").is_file() and (checkout / "unirep_lite").is_dir():
         return checkout / "data"
