@@ -335,7 +335,7 @@ def table(rows: list[Row], args) -> str:
                      f"{fmt(r.median, '.1f'):>8} {spread:>13} {fmt(r.mem_mb, '.0f'):>7} "
                      f"{fmt(vs_cnx, '.2f'):>11} {fmt(vs_ref, '.2f'):>13}")
     lines.append("")
-    lines.append("Targets (issue 7), best layout of each side:")
+    lines.append("Ratios against their targets (the paper: 1.18 for deploy A / atto on an A100), best layout of each side:")
     for m in args.models:
         ours, theirs = f"unireplknet_{m}", BASELINE[m]
 

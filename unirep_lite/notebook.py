@@ -15,6 +15,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from . import checks
 from .runs import train_runs
 from .runsize import RunSize
 from .stats import count_params
@@ -37,8 +38,18 @@ def train_variants(recipe, variants: Sequence[str], train_data, val_data, config
 
 def confusion_matrix(targets, predictions, num_classes: int) -> np.ndarray:
     """counts[t, p]: how many samples of true class t were predicted as class p."""
+    num_classes = checks.positive_int("num_classes", num_classes)
+    targets, predictions = np.asarray(targets), np.asarray(predictions)
+    if targets.shape != predictions.shape or targets.ndim != 1:
+        raise ValueError(f"targets and predictions must be 1-D and of one length, got shapes {targets.shape} "
+                         f"and {predictions.shape}")
+    for name, labels in (("targets", targets), ("predictions", predictions)):
+        if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
+                            or labels.max() >= num_classes):
+            raise ValueError(f"{name} must be integer classes in [0, {num_classes}), got values from "
+                             f"{labels.min()} to {labels.max()} ({labels.dtype})")
     counts = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(counts, (np.asarray(targets), np.asarray(predictions)), 1)
+    np.add.at(counts, (targets, predictions), 1)
     return counts
 
 
