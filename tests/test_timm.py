@@ -49,7 +49,7 @@ def test_create_model_equals_ours(name):
         assert (ours(x) - theirs(x)).abs().max().item() < 1e-10
 
 
-def test_the_issue_example_builds_the_default_model():
+def test_timm_create_model_builds_the_default_model():
     model = timm.create_model("unireplknet_a", num_classes=10, in_chans=1)
     ref = unirep_lite.create_model("unireplknet_a", num_classes=10, in_chans=1)
     assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
