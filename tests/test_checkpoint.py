@@ -118,9 +118,9 @@ def test_deploy_checkpoint_into_wrapped_training_model_is_refused(tmp_path):
 
 def test_a_recipe_model_loads_its_training_checkpoint_in_deploy_structure(tmp_path):
     recipe = recipes.get("digits")
-    trained = randomize_(recipe.make_model(fast=True), seed=5).eval()
+    trained = randomize_(recipe.make_model(size="fast"), seed=5).eval()
     path = u.save_checkpoint(trained, tmp_path / "digits.pth")
-    deploy = u.load_checkpoint(recipe.make_model(fast=True, deploy=True), path).eval()
+    deploy = u.load_checkpoint(recipe.make_model(size="fast", deploy=True), path).eval()
     x = torch.randn(2, 1, 28, 28)
     with torch.no_grad():
         assert relative_error(trained(x), deploy(x)) < 1e-5

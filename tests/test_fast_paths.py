@@ -193,7 +193,7 @@ def test_bench_runs_and_prints_a_table(capsys):
                        "--min-time", "0", "--threads", "1"])
     text = capsys.readouterr().out
     assert all(r.error is None and len(r.ips) == 1 for r in rows)
-    for word in ("convnextv2_atto", "deploy", "fast-train", "reference", "Targets"):
+    for word in ("convnextv2_atto", "deploy", "fast-train", "reference", "targets"):
         assert word in text
     with pytest.raises(SystemExit):
         bench.parse(["--models", "z"])

@@ -81,13 +81,13 @@ def test_shapes_recipe_frontends():
     from unirep_lite import recipes
 
     recipe = recipes.get("shapes")
-    model = recipe.make_model(fast=True, frontend="fixed", **TINY)
+    model = recipe.make_model(size="fast", frontend="fixed", **TINY)
     assert isinstance(model[0], PointProjection)
-    model = recipe.make_model(fast=True, frontend="learned", **TINY)
+    model = recipe.make_model(size="fast", frontend="learned", **TINY)
     assert isinstance(model[0], LearnedProjection)
     assert model(_cloud()).shape == (2, 10)
     with pytest.raises(ValueError, match="frontend"):
-        recipe.make_model(fast=True, frontend="magic", **TINY)
+        recipe.make_model(size="fast", frontend="magic", **TINY)
 
 
 # ---------------------------------------------------------------- time series: Corrformer embedding
@@ -153,8 +153,8 @@ def test_weather_recipe_timed_windows():
     from unirep_lite.recipes import weather as wr
 
     recipe = recipes.get("weather")
-    plain = recipe.load("val", fast=True, time_marks=False)
-    timed = recipe.load("val", fast=True, time_marks=True)
+    plain = recipe.load("val", "fast", time_marks=False)
+    timed = recipe.load("val", "fast", time_marks=True)
     (x, marks), y = timed[3]
     assert torch.equal(x, plain[3][0]) and torch.equal(y, plain[3][1])
     t = plain.bounds[0] + plain.starts[3]  # the window's first hour of the year
@@ -162,10 +162,10 @@ def test_weather_recipe_timed_windows():
     assert timed.num_channels == plain.num_channels and wr.windows_of(plain) is plain
     assert isinstance(wr.windows_of(timed), weather.StationWindows)
     assert recipe.baselines(timed) == recipe.baselines(plain)
-    model = recipe.make_model(fast=True, embedding="corrformer", **TINY).eval()
+    model = recipe.make_model(size="fast", embedding="corrformer", **TINY).eval()
     with torch.no_grad():
         assert model((x[None], marks[None])).shape == (1, 24, x.shape[-1])
-    assert recipe.make_model(fast=True, embedding="linear", **TINY).embed.kind == "linear"
+    assert recipe.make_model(size="fast", embedding="linear", **TINY).embed.kind == "linear"
 
 
 # ---------------------------------------------------------------- audio and video layouts

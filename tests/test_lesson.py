@@ -16,17 +16,17 @@ matplotlib.use("Agg")
 
 
 def test_setups():
-    fast, full = lesson.setup(fast=True), lesson.setup(fast=False)
+    fast, full = lesson.setup("fast"), lesson.setup("full")
     assert len(fast.seeds) >= 3 and len(full.seeds) >= len(fast.seeds)
     assert full.n_train > fast.n_train and full.epochs > fast.epochs
-    assert lesson.setup(fast=True, epochs=7).epochs == 7
+    assert lesson.setup("fast", epochs=7).epochs == 7
     assert (fast.size // 8) % 2 == 0       # stage 2's centre cell (h // 2) sits on the image centre
     with pytest.raises(ValueError, match="unknown arm"):
         lesson.arm("K=99")
 
 
 def test_arms_differ_in_one_thing(one_thread):
-    s = lesson.setup(fast=True)
+    s = lesson.setup("fast")
     models = {a.name: a.build(s) for a in lesson.ARMS}
     k13 = models["K=13"]
     blocks = [m for m in k13.modules() if isinstance(m, DilatedReparamBlock)]
@@ -43,7 +43,7 @@ def test_arms_differ_in_one_thing(one_thread):
 
 def test_the_answer_sees_only_what_the_kernels_reach(one_thread):
     # The far end lies beyond K=3's field (a mark 2 px wide, d px out) and inside K=13's.
-    s = lesson.setup(fast=True)
+    s = lesson.setup("fast")
     torch.manual_seed(0)
     k3, k13 = lesson.arm("K=3").build(s).eval(), lesson.arm("K=13").build(s).eval()
     rf3, rf13 = (theoretical_receptive_field(m, -1, s.size, 1) for m in (k3, k13))
@@ -52,7 +52,7 @@ def test_the_answer_sees_only_what_the_kernels_reach(one_thread):
     x[1] = 3.0                               # image 1 is bright wherever K=3's field cannot reach:
     lo, hi = s.size // 2 - rf3 // 2 - 8, s.size // 2 + rf3 // 2 + 8  # the field around the answer cell,
     x[1, 0, lo:hi, lo:hi] = 0.0              # with 8 px to spare, is dark in both
-    with_se = lesson.arm("K=3").build(lesson.setup(fast=True, global_paths=True)).eval()
+    with_se = lesson.arm("K=3").build(lesson.setup("fast", global_paths=True)).eval()
     with torch.no_grad():
         for m in (k3, with_se):              # like a trained model: every branch active (at init the
             for p in m.parameters():         # FFN's last BN is 0); the frozen GRN gamma stays 0
@@ -79,7 +79,7 @@ def test_branches_option_reparameterizes_exactly(one_thread):
 
 
 def test_tiny_run_end_to_end(one_thread):
-    s = lesson.setup(fast=True, size=32, distances=(6, 12), n_train=64, n_test=40, epochs=1, seeds=(0, 1),
+    s = lesson.setup("fast", size=32, distances=(6, 12), n_train=64, n_test=40, epochs=1, seeds=(0, 1),
                      dims=(8, 16, 16, 16), erf_images=2)
     arms = [lesson.arm("K=3"), lesson.arm("K=13")]
     res = lesson.run(s, arms, progress=False)

@@ -27,7 +27,7 @@ DEVICES = [("cpu", torch.bfloat16)] + [
 
 
 def batch(recipe, n=4):
-    ds = recipe.load("val", fast=True)
+    ds = recipe.load("val", "fast")
     xs, ys = zip(*(ds[i] for i in range(n)))
     y = torch.stack(ys) if torch.is_tensor(ys[0]) else torch.as_tensor(ys)
     return torch.stack(xs), y
@@ -66,7 +66,7 @@ def test_real_recipe_model_trains_a_step_under_autocast(name, mode, device, dtyp
     x, y = batch(recipe)
     x, y = x.to(device), y.to(device)
     torch.manual_seed(0)
-    model = set_mode(recipe.make_model(variant="unireplknet_a", lk_size=13, fast=True), mode).to(device).train()
+    model = set_mode(recipe.make_model(variant="unireplknet_a", lk_size=13, size="fast"), mode).to(device).train()
     before = {k: p.detach().clone() for k, p in model.named_parameters()}
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     with torch.autocast(device, dtype=dtype), nan_origin(model) as bad:
@@ -91,15 +91,15 @@ def test_fit_with_mixed_precision_on_a_real_recipe(device, amp, tmp_path):
     """`fit` itself under autocast: a few steps of the digits recipe, deploy model checked, and the
     checkpoint written on this device loads on the CPU."""
     recipe = recipes.get("digits")
-    ds = recipe.load("val", fast=True)
+    ds = recipe.load("val", "fast")
     xs, ys = zip(*(ds[i] for i in range(64)))
     x, y = torch.stack(xs), torch.as_tensor(ys)
     torch.manual_seed(0)
-    model = recipe.make_model(fast=True, depths=(1, 1, 1, 1), dims=(8, 16, 24, 32))
+    model = recipe.make_model(size="fast", depths=(1, 1, 1, 1), dims=(8, 16, 24, 32))
     cfg = TrainConfig(epochs=1, batch_size=16, amp=amp, device=device, progress=False,
                       checkpoint_path=str(tmp_path / "run.pt"))
     result = fit(model, (x[:48], y[:48]), (x[48:], y[48:]), cfg)
     assert all(math.isfinite(v) for v in result.history.step_loss)
     assert result.deploy_check["agreement"] == 1.0  # the deploy check itself runs in float32
-    cpu = recipe.make_model(fast=True, depths=(1, 1, 1, 1), dims=(8, 16, 24, 32))
+    cpu = recipe.make_model(size="fast", depths=(1, 1, 1, 1), dims=(8, 16, 24, 32))
     unirep_lite.load_checkpoint(cpu, tmp_path / "run.pt")

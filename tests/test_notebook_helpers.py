@@ -35,10 +35,10 @@ def test_plot_confusion_titles_the_accuracy_and_fits_a_page():
 @pytest.fixture(scope="module")
 def runs():
     recipe = recipes.get("digits")
-    small = Subset(recipe.load("train", fast=True), range(16))
+    small = Subset(recipe.load("train", "fast"), range(16))
     cfg = TrainConfig(epochs=1, batch_size=8, progress=False, device="cpu")
     return recipe, small, train_variants(recipe, ["unireplknet_a", "unireplknet_f"], small, small, cfg,
-                                         lk_size=7, fast=True, **TINY)
+                                         lk_size=7, size="fast", **TINY)
 
 
 def test_train_variants_trains_each_from_the_same_seed(runs, capsys):

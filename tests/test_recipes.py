@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import Subset
 
 from unirep_lite import recipes
-from unirep_lite.modalities import MODALITIES
+from unirep_lite.recipes import RECIPES
 from unirep_lite.recipes.images import Resize
 from unirep_lite.train import TrainConfig, fit
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def batch(recipe, split="test", n=4):
-    ds = recipe.load(split, fast=True)
+    ds = recipe.load(split, "fast")
     xs, ys = zip(*(ds[i] for i in range(n)))
     return torch.stack(xs), torch.tensor(ys), ds
 
@@ -29,18 +29,18 @@ def test_registered_and_described(name):
     r = recipes.get(name)
     assert r.name == name and r.task == "classification" and r.metric == "accuracy"
     assert r.input_note and r.classes
-    for fast in (True, False):
-        assert isinstance(r.config(fast), TrainConfig)
+    for size in ("fast", "cpu", "full"):
+        assert isinstance(r.config(size), TrainConfig)
     # notebook 10 shortens FAST runs with these overrides
-    TrainConfig(**{**vars(r.config(True)), **r.tiny_config})
+    TrainConfig(**{**vars(r.config("fast")), **r.tiny_config})
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("fast", [True, False])
-def test_model_accepts_its_data(name, fast):
+@pytest.mark.parametrize("size", ["fast", "full"])
+def test_model_accepts_its_data(name, size):
     r = recipes.get(name)
     x, y, ds = batch(r)
-    model = r.make_model(lk_size=13, fast=fast).eval()
+    model = r.make_model(lk_size=13, size=size).eval()
     with torch.no_grad():
         out = model(x)
     assert out.shape == (len(x), len(r.classes))
@@ -50,14 +50,14 @@ def test_model_accepts_its_data(name, fast):
     backbone.register_forward_pre_hook(lambda m, args: seen.update(shape=args[0].shape))
     with torch.no_grad():
         model(x)
-    size = r.input_size["fast" if fast else "full"]
-    assert seen["shape"][-2:] == (size, size)
+    side = r.input_size[size]
+    assert seen["shape"][-2:] == (side, side)
 
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("lk_size", [3, 7, 11, 13])
 def test_kernel_sizes_build(name, lk_size):
-    model = recipes.get(name).make_model(lk_size=lk_size, fast=True)
+    model = recipes.get(name).make_model(lk_size=lk_size, size="fast")
     kernels = {m.kernel_size for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1}
     assert (lk_size, lk_size) in kernels and all(k[0] <= max(lk_size, 5) for k in kernels)
 
@@ -67,7 +67,7 @@ def test_one_training_step_and_deploy(name):
     r = recipes.get(name)
     x, y, _ = batch(r, "train")
     torch.manual_seed(0)
-    model = r.make_model(lk_size=7, fast=True).train()
+    model = r.make_model(lk_size=7, size="fast").train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loss = torch.nn.functional.cross_entropy(model(x), y)
     loss.backward()
@@ -84,7 +84,7 @@ def test_one_training_step_and_deploy(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_baselines(name):
     r = recipes.get(name)
-    base = r.baselines(r.load("test", fast=True))
+    base = r.baselines(r.load("test", "fast"))
     n_classes = len(r.classes)
     assert base["chance"] == pytest.approx(1 / n_classes)
     assert 1 / n_classes <= base["majority class"] < 0.5
@@ -97,7 +97,7 @@ def test_resize_checks_its_input():
 
 
 def test_unknown_recipe():
-    with pytest.raises(ValueError, match="unknown recipe"):
+    with pytest.raises(ValueError, match="recipe must be one of"):
         recipes.get("smells")
 
 
@@ -114,7 +114,7 @@ def test_command_line_trains_one_recipe_and_writes_json(tmp_path, capsys):
     assert "digits (fast run) unireplknet_a K=13" in capsys.readouterr().out
     main(["list"])
     listing = capsys.readouterr().out
-    assert all(name in listing for name in MODALITIES)
+    assert all(name in listing for name in RECIPES)
     with pytest.raises(SystemExit):
         main(["imagenet"])
     assert "unknown recipe 'imagenet'" in capsys.readouterr().err
@@ -151,9 +151,9 @@ def test_registered(recipe):
 
 @pytest.mark.parametrize("lk_size", [13, 3])
 def test_model_accepts_data(recipe, lk_size):
-    ds = recipe.load("val", fast=True)
+    ds = recipe.load("val", "fast")
     x, y = _batch(ds)
-    model = recipe.make_model(lk_size=lk_size, fast=True, **TINY).eval()
+    model = recipe.make_model(lk_size=lk_size, size="fast", **TINY).eval()
     with torch.no_grad():
         out = model(x)
     if recipe.task == "classification":
@@ -163,24 +163,24 @@ def test_model_accepts_data(recipe, lk_size):
 
 
 def test_one_tiny_training_run(recipe):
-    ds = recipe.load("train", fast=True)
+    ds = recipe.load("train", "fast")
     small = Subset(ds, range(8))
     cfg = TrainConfig(epochs=1, batch_size=4, task=recipe.task, progress=False, device="cpu")
     torch.manual_seed(0)
-    result = fit(recipe.make_model(fast=True, **TINY), small, small, cfg)
+    result = fit(recipe.make_model(size="fast", **TINY), small, small, cfg)
     assert len(result.history.step_loss) == 2
     assert all(math.isfinite(v) for v in result.history.step_loss)
     assert result.deploy_check is not None  # reparameterized and checked at the end
 
 
 def test_fast_config_is_small(recipe):
-    cfg = recipe.config(True)
+    cfg = recipe.config("fast")
     assert cfg.task == recipe.task
-    assert cfg.epochs <= recipe.config(False).epochs
+    assert cfg.epochs <= recipe.config("full").epochs
 
 
 def test_baselines_are_named_and_positive(recipe):
-    test = recipe.load("test", fast=True)
+    test = recipe.load("test", "fast")
     scores = recipe.baselines(test)
     assert scores and all(math.isfinite(v) and v > 0 for v in scores.values())
     if recipe.name == "shapes":

@@ -36,15 +36,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import recipes, triton_dwconv
+from . import env, recipes, triton_dwconv
 from .data import images
-from .env import fast_mode, progress_bar, seed_everything
-from .modalities import MODALITIES
+from .env import progress_bar
 from .model import VARIANTS, UniRepLKNet, create_model, default_kernel_sizes, reparameterize, set_fast_train, \
     set_reference
 from .paths import check_output_path
+from .recipes import RECIPES
 from .reparam import BRANCHES
-from .train import TrainConfig, evaluate, fit, mixup
+from .runs import train_runs
+from .runsize import RunSize
+from .train import TrainConfig, evaluate, mixup
 
 BASELINE = {"a": "convnextv2_atto", "f": "convnextv2_femto", "p": "convnextv2_pico", "n": "convnextv2_nano"}
 NUM_CLASSES = 10  # the course's datasets; the head is a negligible part of the cost
@@ -92,9 +94,9 @@ def build_model(row: Row, device: torch.device) -> nn.Module:
     return model
 
 
-def make_step(row: Row, device: torch.device, recipe_fast: bool = False) -> Callable[[], None]:
+def make_step(row: Row, device: torch.device, recipe_size: RunSize = RunSize("fast")) -> Callable[[], None]:
     """A closure that runs one batch of `row` (built, not yet warmed up), with its depthwise-conv choice."""
-    step = _make_step(row, device, recipe_fast)
+    step = _make_step(row, device, recipe_size)
     if row.dwconv == "-":
         return step
 
@@ -134,17 +136,17 @@ def swap_backbone(model: nn.Module, timm_name: str) -> nn.Module:
     raise ValueError(f"no UniRepLKNet inside {type(model).__name__}")
 
 
-def recipe_step(row: Row, device: torch.device, fast: bool) -> Callable[[], None]:
+def recipe_step(row: Row, device: torch.device, size: RunSize) -> Callable[[], None]:
     """One training step of recipe `row.variant` as `fit` runs it: front-end, backbone, its augmentation
     (SpecAugment inside the audio front-end, mixup), loss, backward, AdamW, under autocast on CUDA."""
     recipe = recipes.get(row.variant)
-    cfg = recipe.config(fast)
+    cfg = recipe.config(size)
     torch.manual_seed(0)
-    model = recipe.make_model(fast=fast)
+    model = recipe.make_model(size=size)
     if row.model.startswith("convnextv2"):
         swap_backbone(model, row.model)
     model = model.to(device).train()
-    ds = recipe.load("train", fast=fast)
+    ds = recipe.load("train", size)
     xs, ys = zip(*(ds[i % len(ds)] for i in range(row.batch)))
     x = torch.stack(xs).to(device)
     y = (torch.stack(ys) if torch.is_tensor(ys[0]) else torch.as_tensor(ys)).to(device)
@@ -162,9 +164,9 @@ def recipe_step(row: Row, device: torch.device, fast: bool) -> Callable[[], None
     return step
 
 
-def _make_step(row: Row, device: torch.device, recipe_fast: bool = False) -> Callable[[], None]:
+def _make_step(row: Row, device: torch.device, recipe_size: RunSize = RunSize("fast")) -> Callable[[], None]:
     if row.task == "recipe":
-        return recipe_step(row, device, recipe_fast)
+        return recipe_step(row, device, recipe_size)
     torch.manual_seed(0)
     model = build_model(row, device)
     x = torch.randn(row.batch, 3, row.res, row.res, device=device)
@@ -241,8 +243,8 @@ def plan(args) -> list[Row]:
                 rows.append(Row("train", theirs, "timm", layout, False, res, args.train_batch, dwconv="-"))
     for name in args.recipes:  # the real training step of each recipe, ours and ConvNeXt V2 in its place
         r = recipes.get(name)
-        size = r.input_size.get("fast" if args.recipe_fast else "full", 0)
-        batch = r.config(args.recipe_fast).batch_size
+        size = r.input_size.get(args.recipe_size.key, 0)
+        batch = r.config(args.recipe_size).batch_size
         for ours, theirs in pairs[:1]:
             rows.append(Row("recipe", ours, name, "nchw", False, size, batch, dwconv=args.dwconv[0]))
             rows.append(Row("recipe", theirs, name, "nchw", False, size, batch, dwconv="-"))
@@ -265,7 +267,7 @@ def _run(args, device: torch.device) -> list[Row]:
     steps, iters = {}, {}
     for row in progress_bar(rows, desc="build + warm-up (compiles here)", file=sys.stderr):
         try:
-            step = make_step(row, device, args.recipe_fast)
+            step = make_step(row, device, args.recipe_size)
             for _ in range(args.warmup):
                 step()
             once = timed(step, 1, device)
@@ -336,7 +338,7 @@ def table(rows: list[Row], args) -> str:
                      f"{fmt(r.median, '.1f'):>8} {spread:>13} {fmt(r.mem_mb, '.0f'):>7} "
                      f"{fmt(vs_cnx, '.2f'):>11} {fmt(vs_ref, '.2f'):>13}")
     lines.append("")
-    lines.append("Targets (issue 7), best layout of each side:")
+    lines.append("Ratios against their targets (the paper: 1.18 for deploy A / atto on an A100), best layout of each side:")
     for m in args.models:
         ours, theirs = f"unireplknet_{m}", BASELINE[m]
 
@@ -361,28 +363,25 @@ def table(rows: list[Row], args) -> str:
     return "\n".join(lines)
 
 
-def compare_accuracy(epochs: int | None = None, seed: int = 0, threads: int = 0) -> dict:
+def compare_accuracy(epochs: int, seed: int = 0, threads: int = 0) -> dict:
     """Test accuracy of UniRepLKNet-A trained on the course's MNIST digits (padded to 32 x 32) with
     the paper's block (exact, batch-statistics BN per branch) and in fast-training mode, same seed,
-    same recipe (`train.fit`). Returns {mode: {"accuracy", "deploy_accuracy", "seconds"}}."""
+    same recipe (`runs.train_runs`). Returns {mode: {"accuracy", "deploy_accuracy", "seconds"}}."""
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
     if threads:
         torch.set_num_threads(threads)
-    epochs = epochs or (1 if fast_mode() else 5)
     pad = lambda img: F.pad(img, (2, 2, 2, 2))  # noqa: E731  28 -> 32, the course's resolution
     train, val, test = (images.load(s, transform=pad) for s in ("train", "val", "test"))
+    a = lambda: create_model("unireplknet_a", num_classes=10, in_chans=1)  # noqa: E731
+    runs = train_runs({"exact": a, "fast-train": lambda: set_fast_train(a())}, train, val,
+                      TrainConfig(epochs=epochs, device="cpu"), seed=seed, log=None)
     results = {}
-    for mode in ("exact", "fast-train"):
-        seed_everything(seed)
-        model = create_model("unireplknet_a", num_classes=10, in_chans=1)
-        if mode == "fast-train":
-            set_fast_train(model)
-        start = time.perf_counter()
-        out = fit(model, train, val, TrainConfig(epochs=epochs, seed=seed, device="cpu"))
-        seconds = time.perf_counter() - start
-        deploy = out.deploy_model if out.deploy_model is not None else reparameterize(model.eval())
-        results[mode] = {"accuracy": evaluate(model, test, device="cpu")["accuracy"],
+    for mode, out in runs.items():
+        deploy = out.deploy_model if out.deploy_model is not None else reparameterize(out.model.eval())
+        results[mode] = {"accuracy": evaluate(out.model, test, device="cpu")["accuracy"],
                          "deploy_accuracy": evaluate(deploy, test, device="cpu")["accuracy"],
-                         "seconds": seconds, "epochs": epochs}
+                         "seconds": out.seconds, "epochs": epochs}
     return results
 
 
@@ -405,7 +404,7 @@ def parse(argv=None):
                    help="A vs atto, channels_last only, eager, batch 16 at 224, 3 rounds: ~30 s on 2 idle cores")
     p.add_argument("--accuracy", action="store_true",
                    help="instead: train A on the MNIST digits with the paper's block and in fast-training mode")
-    p.add_argument("--epochs", type=int, default=None, help="--accuracy: epochs (default 5; 1 with UNIREP_FAST=1)")
+    p.add_argument("--epochs", type=int, default=None, help="--accuracy: epochs (default 5; 1 in a FAST run)")
     p.add_argument("--dwconv", default=None,
                    help="depthwise-conv choices to time UniRepLKNet with, a comma list of auto, triton, torch "
                         "(default: auto,torch on cuda, i.e. the Triton kernel where it pays and off; auto on cpu)")
@@ -461,11 +460,18 @@ def parse(argv=None):
         args.infer_batch = 128 if args.device.startswith("cuda") else 32
     on_cuda = args.device.startswith("cuda")
     wanted = args.recipes or ("all" if on_cuda else "none")
-    args.recipes = [] if wanted == "none" else list(MODALITIES) if wanted == "all" else \
+    args.recipes = [] if wanted == "none" else list(RECIPES) if wanted == "all" else \
         [s.strip() for s in wanted.split(",") if s.strip()]
-    if any(s not in MODALITIES for s in args.recipes):
-        p.error(f"--recipes: expected 'all', 'none' or a comma list of {', '.join(MODALITIES)}, got {wanted!r}")
-    args.recipe_fast = (args.recipe_size or ("full" if on_cuda else "fast")) == "fast"
+    if any(s not in RECIPES for s in args.recipes):
+        p.error(f"--recipes: expected 'all', 'none' or a comma list of {', '.join(RECIPES)}, got {wanted!r}")
+    args.recipe_size = RunSize(args.recipe_size or ("full" if on_cuda else "fast"))
+    if args.epochs is not None and args.epochs < 1:
+        p.error(f"--epochs: expected a positive number of epochs, got {args.epochs}")
+    if args.accuracy and args.epochs is None:  # the run size of this environment decides, here at the entry
+        try:
+            args.epochs = 1 if env.run_size().name == "fast" else 5
+        except ValueError as e:
+            p.error(str(e))
     if args.dwconv is None:
         args.dwconv = "auto,torch" if args.device.startswith("cuda") else "auto"
     args.dwconv = [s.strip() for s in args.dwconv.split(",") if s.strip()]

@@ -305,8 +305,12 @@ def colab_cells(name: str) -> tuple[dict, dict]:
         "    now = {d.metadata[\"Name\"].lower().replace(\"_\", \"-\"): d.version for d in md.distributions()}\n"
         "    print(\"installed:\", \", \".join(f\"{n} {v}\" for n, v in sorted(now.items()) if have.get(n) != v))\n"
         "    print(\"kept:\", \", \".join(keep) or \"-\")\n"
-        "from unirep_lite.course import describe_run\n"
-        f"describe_run(\"{name[:2]}\")",
+        "# The run size and the device: decided here, once, and passed to everything below.\n"
+        "from unirep_lite import env\n"
+        "from unirep_lite.runsize import RunSize, describe_run\n"
+        "SIZE = env.run_size()  # or RunSize(\"fast\"), RunSize(\"cpu\"), RunSize(\"full\")\n"
+        "DEVICE = env.default_device()\n"
+        f"describe_run(\"{name[:2]}\", SIZE, DEVICE, binder=env.on_binder())",
         metadata={"tags": [INSTALL_TAG, "remove-input"]})
     return badge, install
 

@@ -129,14 +129,3 @@ def fast_mode() -> bool:
                   "pass `size` on (`size.small` is what fast_mode() returned)", DeprecationWarning, stacklevel=2)
     return run_size().small
 
-
-# --- transitional: removed once every caller takes a RunSize
-from .runsize import CPU_EPOCH_FACTOR  # noqa: E402,F401
-
-
-def resolve_fast(fast):
-    return run_size().small if fast is None else bool(fast)
-
-
-def epoch_factor() -> int:
-    return run_size().epochs(1)

@@ -16,7 +16,7 @@ time ("arms"):
 
 Each arm is trained from several seeds on the same data; we score it on held-out images per
 distance, and measure the effective receptive field (`unirep_lite.erf`) of the trained models at the
-very cell they answer from. `setup(fast)` sizes it: FAST for 2 CPU cores (minutes), the default for a GPU.
+very cell they answer from. `setup(run_size)` sizes it: small for 2 CPU cores (minutes), full for a GPU.
 """
 from __future__ import annotations
 
@@ -29,12 +29,13 @@ import torch
 from torch import Tensor, nn
 
 from .data import reach
-from .env import resolve_fast, seed_everything
 from .erf import compute_erf, scale_decades
 from .blocks import UniRepLKNetBlock
 from .model import create_model
-from .stats import count_macs, count_params
-from .train import TrainConfig, evaluate, fit
+from .runs import train_runs
+from .runsize import RunSize
+from .stats import count_macs
+from .train import TrainConfig, evaluate
 
 NO_DILATION = ((), ())  # `branches=` for a Dilated Reparam Block without its dilated branches
 
@@ -58,9 +59,10 @@ class Setup:
     erf_images: int = 16
 
 
-def setup(fast: bool | None = None, **overrides) -> Setup:
-    """FAST (2 CPU cores, a few minutes) or the full run (written for a GPU), with overrides."""
-    base = Setup(n_train=2400, n_test=1200, epochs=4, seeds=(0, 1, 2), erf_images=8) if resolve_fast(fast) \
+def setup(run_size: RunSize | str, **overrides) -> Setup:
+    """The experiment at run size `run_size`: small (FAST and CPU-sized runs: 2 CPU cores, a few minutes) or the
+    full run (written for a GPU), with overrides."""
+    base = Setup(n_train=2400, n_test=1200, epochs=4, seeds=(0, 1, 2), erf_images=8) if RunSize.parse(run_size).small \
         else Setup()
     return replace(base, **overrides)
 
@@ -168,16 +170,12 @@ class Run:
 def train_arm(a: Arm, s: Setup, seed: int, data: dict) -> Run:
     """Train one arm from one seed and score it per distance."""
 
-    seed_everything(seed)
-    model = a.build(s)
-    params, macs = count_params(model), count_macs(model, s.size)
-    start = time.perf_counter()
     xtr, ytr, _ = data["train"]
-    cfg = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=seed, label_smoothing=0.0,
+    cfg = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, label_smoothing=0.0,
                       warmup_fraction=0.1, progress=False, reparameterize=False)
-    model = fit(model, (xtr, ytr), None, cfg).model
-    acc = accuracy_by_distance(model, *data["test"], s.distances)
-    return Run(a.name, seed, acc, params, macs, time.perf_counter() - start, model)
+    result = train_runs({a.name: lambda: a.build(s)}, (xtr, ytr), None, cfg, seed=seed, log=None)[a.name]
+    acc = accuracy_by_distance(result.model, *data["test"], s.distances)
+    return Run(a.name, seed, acc, result.params, count_macs(result.model, s.size), result.seconds, result.model)
 
 
 @dataclass
@@ -228,10 +226,8 @@ class Results:
         return {"setup": asdict(self.setup), "runs": [r.to_dict() for r in self.runs], "seconds": self.seconds}
 
 
-def run(s: Setup | None = None, arms: Sequence[Arm] = ARMS, progress: bool = True,
-        keep_models: bool = True) -> Results:
-    """Train every arm from every seed of the setup (same data for all) and collect the scores."""
-    s = s or setup()
+def run(s: Setup, arms: Sequence[Arm] = ARMS, progress: bool = True, keep_models: bool = True) -> Results:
+    """Train every arm from every seed of the setup `s` (same data for all) and collect the scores."""
     start = time.perf_counter()
     data = make_data(s)
     runs = []

@@ -1,6 +1,6 @@
 """The steps the modality notebooks (05-08) share, so each shows only what is specific to its data.
 
-    runs = train_variants(recipe, ["unireplknet_a"], train_set, val_set, recipe.config(FAST))
+    runs = train_variants(recipe, ["unireplknet_a"], train_set, val_set, recipe.config(SIZE), SIZE, device=DEVICE)
     test = evaluate(runs["unireplknet_a"].model, test_set, return_predictions=True)
     plot_confusion(test["targets"], test["predictions"], recipe.classes)
     check = check_deploy(runs["unireplknet_a"], test_set, test)   # the deploy model on the test split
@@ -10,45 +10,46 @@ times, prints and draws around them.
 """
 from __future__ import annotations
 
-import time
 from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
-from .env import default_device, seed_everything
+from . import checks
+from .runs import train_runs
+from .runsize import RunSize
 from .stats import count_params
-from .train import FitResult, TrainConfig, evaluate, fit
+from .train import FitResult, TrainConfig, evaluate
 
 
 def train_variants(recipe, variants: Sequence[str], train_data, val_data, config: TrainConfig,
-                   lk_size: int = 13, seed: int = 0, fast: bool | None = None,
+                   size: RunSize | str, lk_size: int = 13, seed: int = 0, device=None,
                    **model_kwargs) -> dict[str, FitResult]:
-    """Train `recipe.make_model(variant)` for each variant from the same seed; print its size and time.
+    """Train `recipe.make_model(variant, size=size)` for each variant from the same seed (`runs.train_runs`).
 
-    Returns variant -> `train.fit`'s result, with `.seconds`, the wall time of its training, added
-    (the notebooks compare runs by it). `model_kwargs` go to `recipe.make_model` (e.g. smaller depths).
+    Returns variant -> `train.fit`'s result with `.seconds`, the wall time of its training (the
+    notebooks compare runs by it). `model_kwargs` go to `recipe.make_model` (e.g. smaller depths).
     """
-    runs = {}
-    for variant in variants:
-        seed_everything(seed)  # the same initial weights on every run of a notebook
-        model = recipe.make_model(variant=variant, lk_size=lk_size, fast=fast, **model_kwargs)
-        wall, cpu = time.perf_counter(), time.process_time()
-        result = fit(model, train_data, val_data, config)
-        result.seconds = time.perf_counter() - wall
-        cpu = time.process_time() - cpu
-        print(f"{variant}: {count_params(model):,} parameters, trained in {result.seconds:.0f} s "
-              f"({cpu:.0f} s of CPU time) on {config.device or default_device()} "
-              f"with {torch.get_num_threads()} threads")
-        runs[variant] = result
-    return runs
+    size = RunSize.parse(size)
+    builders = {v: (lambda v=v: recipe.make_model(variant=v, lk_size=lk_size, size=size, **model_kwargs))
+                for v in variants}
+    return train_runs(builders, train_data, val_data, config, seed=seed, device=device)
 
 
 def confusion_matrix(targets, predictions, num_classes: int) -> np.ndarray:
     """counts[t, p]: how many samples of true class t were predicted as class p."""
+    num_classes = checks.positive_int("num_classes", num_classes)
+    targets, predictions = np.asarray(targets), np.asarray(predictions)
+    if targets.shape != predictions.shape or targets.ndim != 1:
+        raise ValueError(f"targets and predictions must be 1-D and of one length, got shapes {targets.shape} "
+                         f"and {predictions.shape}")
+    for name, labels in (("targets", targets), ("predictions", predictions)):
+        if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
+                            or labels.max() >= num_classes):
+            raise ValueError(f"{name} must be integer classes in [0, {num_classes}), got values from "
+                             f"{labels.min()} to {labels.max()} ({labels.dtype})")
     counts = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(counts, (np.asarray(targets), np.asarray(predictions)), 1)
+    np.add.at(counts, (targets, predictions), 1)
     return counts
 
 

@@ -10,16 +10,16 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
+from unirep_lite import env
 from unirep_lite.data import cache
-from unirep_lite.modalities import MODALITIES
+from unirep_lite.recipes import RECIPES
 
 
 def registry() -> dict:
-    """Dataset name -> its module (with build() and load()), from the modality table."""
-    return {name: importlib.import_module(m.data) for name, m in MODALITIES.items()}
+    """Dataset name -> its module (with build() and load()), from the recipes' registry."""
+    return {name: r.data for name, r in RECIPES.items()}
 
 
 def _pick(names: list[str], available: dict) -> list[str]:
@@ -40,6 +40,8 @@ def main(argv=None) -> int:
     v = sub.add_parser("verify", help="check built datasets against their manifests")
     v.add_argument("names", nargs="*")
     args = parser.parse_args(argv)
+    if args.command == "build" and args.fast is None:  # not asked: the run size of this environment
+        args.fast = env.run_size().small
 
     available = registry()
     root = cache.data_root()

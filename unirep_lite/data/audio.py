@@ -238,7 +238,7 @@ def _builder(params: dict):
     return build_into
 
 
-def build(fast: bool | None = None, root=None, force: bool = False) -> Path:
+def build(fast: bool = False, root=None, force: bool = False) -> Path:
     """Build (once) the synthetic spoken-commands dataset and return its folder."""
     return cache.build_modality(NAME, _params, _builder, version=VERSION, fast=fast, root=root, force=force)
 
@@ -265,7 +265,7 @@ class SpokenWords(FixedSamples, Dataset):
         return wave, int(self.labels[i])
 
 
-def load(split: str, fast: bool | None = None, root=None, transform=None) -> SpokenWords:
+def load(split: str, fast: bool = False, root=None, transform=None) -> SpokenWords:
     """A split of the offline speech dataset (built on first use); `transform` e.g. the audio front-end."""
     check_split(split)  # before a build
     return SpokenWords(build(fast, root), split, transform)

@@ -27,7 +27,7 @@ import zlib
 from pathlib import Path
 from typing import Callable
 
-from ..env import data_folder, resolve_fast
+from ..env import data_folder
 
 MANIFEST = "MANIFEST.json"
 RETIRED_GRACE_S = 600          # a replaced build lives this long after the swap, for readers still opening it
@@ -318,14 +318,13 @@ def repair(folder: Path, rebuild: Callable[[], Path]) -> tuple[Path, list[str]]:
 
 
 def build_modality(name: str, params_for: Callable[[bool], dict], builder_for: Callable[[dict], Callable[[Path], None]],
-                   *, version: int, fast: bool | None = None, root: Path | None = None, force: bool = False,
+                   *, version: int, fast: bool = False, root: Path | None = None, force: bool = False,
                    separate_fast: bool = True) -> Path:
     """The `build()` shared by the modality modules: params from the FAST switch, then `build_once`.
 
     Fast and full builds live side by side (`<name>-fast` and `<name>`), so switching UNIREP_FAST
     never forces a rebuild; `separate_fast=False` is for datasets whose fast and full builds are equal.
     """
-    fast = resolve_fast(fast)
     params = params_for(fast)
     folder = name + ("-fast" if fast and separate_fast else "")
     return build_once(folder, builder_for(params), params=params, version=version, root=root, force=force)

@@ -57,7 +57,7 @@ def _builder(params: dict):
     return build_into
 
 
-def build(fast: bool | None = None, root=None, force: bool = False) -> Path:
+def build(fast: bool = False, root=None, force: bool = False) -> Path:
     """Build (once) the offline digits dataset and return its folder."""
     return cache.build_modality(NAME, _params, _builder, version=VERSION, fast=fast, root=root, force=force, separate_fast=False)
 
@@ -81,7 +81,7 @@ class ArrayImages(FixedSamples, Dataset):
         return img, int(self.labels[i])
 
 
-def load(split: str, fast: bool | None = None, root=None, transform=None) -> ArrayImages:
+def load(split: str, fast: bool = False, root=None, transform=None) -> ArrayImages:
     """The digits split as a Dataset of (1 x 28 x 28 float tensor, label); builds it on first use."""
     check_split(split)
     folder = build(fast, root)

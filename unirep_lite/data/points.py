@@ -154,7 +154,7 @@ def _builder(params: dict):
     return build_into
 
 
-def build(fast: bool | None = None, root=None, force: bool = False) -> Path:
+def build(fast: bool = False, root=None, force: bool = False) -> Path:
     """Build (once) the offline shapes dataset and return its folder (`shapes` or `shapes-fast`)."""
     return cache.build_modality(NAME, _params, _builder, version=VERSION, fast=fast, root=root, force=force)
 
@@ -179,7 +179,7 @@ class PointClouds(FixedSamples, Dataset):
         return x, int(self.labels[i])
 
 
-def load(split: str, fast: bool | None = None, root=None, transform=None) -> PointClouds:
+def load(split: str, fast: bool = False, root=None, transform=None) -> PointClouds:
     """The shapes split as a Dataset of (P x 3 float tensor, label); builds it on first use.
 
     `.params` holds each sample's shape parameters (a, b); `a` decides its split (see module doc).

@@ -149,7 +149,7 @@ def _builder(params: dict):
     return build_into
 
 
-def build(fast: bool | None = None, root=None, force: bool = False) -> Path:
+def build(fast: bool = False, root=None, force: bool = False) -> Path:
     """Build (once) the synthetic action dataset and return its folder."""
     return cache.build_modality(NAME, _params, _builder, version=VERSION, fast=fast, root=root, force=force)
 
@@ -176,7 +176,7 @@ class SyntheticActions(FixedSamples, Dataset):
         return frames, int(self.labels[i])
 
 
-def load(split: str, fast: bool | None = None, root=None, transform=None) -> SyntheticActions:
+def load(split: str, fast: bool = False, root=None, transform=None) -> SyntheticActions:
     """A split of the offline action dataset (built on first use); `transform` e.g. the video front-end."""
     check_split(split)  # before a build
     return SyntheticActions(build(fast, root), split, transform)

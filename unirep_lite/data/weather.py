@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from unirep_lite.data import FixedSamples, SPLITS, cache, check_split, load_npy
-from unirep_lite.env import progress_bar, resolve_fast
+from unirep_lite.env import progress_bar
 
 NAME = "weather"
 VERSION = 1
@@ -103,9 +103,9 @@ def calendar(hours) -> np.ndarray:
     return np.stack([hours % 24, (hours // 24) % 365], axis=-1)
 
 
-def num_stations(fast: bool | None = None) -> int:
+def num_stations(fast: bool = False) -> int:
     """Stations in the array this mode builds: the real TMY ones plus the derived ones."""
-    return len(REAL_STATIONS) + _params(resolve_fast(fast))["derived_stations"]
+    return len(REAL_STATIONS) + _params(bool(fast))["derived_stations"]
 
 
 def _params(fast: bool) -> dict:
@@ -129,7 +129,7 @@ def _builder(params: dict):
     return build_into
 
 
-def build(fast: bool | None = None, root=None, force: bool = False) -> Path:
+def build(fast: bool = False, root=None, force: bool = False) -> Path:
     """Build (once) the offline weather array and return its folder (`weather` or `weather-fast`)."""
     return cache.build_modality(NAME, _params, _builder, version=VERSION, fast=fast, root=root, force=force)
 
@@ -226,7 +226,7 @@ class StationWindows(FixedSamples, Dataset):
         return window[:self.input_len], window[self.input_len:]
 
 
-def load(split: str, fast: bool | None = None, root=None, input_len: int = INPUT_LEN, horizon: int = HORIZON,
+def load(split: str, fast: bool = False, root=None, input_len: int = INPUT_LEN, horizon: int = HORIZON,
          stride: int = 1, features=None, normalize: bool = True) -> StationWindows:
     """The weather split as (x: input_len x D, y: horizon x D) windows; builds the array on first use.
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .. import checks
+
 # (column axis, row axis, depth axis) of each view; rows grow downwards, so row = -(vertical axis)
 VIEWS = {"side": (1, 2, 0), "front": (0, 2, 1), "top": (0, 1, 2)}
 MODES = ("occupancy", "depth")
@@ -86,7 +88,7 @@ class PointProjection(nn.Module):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.height, self.width = (image_size, image_size) if isinstance(image_size, int) else image_size
+        self.height, self.width = checks.size_2d("image_size", image_size)
         self.mode = mode
         if learnable:
             self.views = nn.Parameter(view_matrices())
@@ -115,7 +117,8 @@ class PointEncoder(nn.Module):
 
     def __init__(self, dim: int = 32, k: int = 16, hidden: int = 32):
         super().__init__()
-        self.k = k
+        self.k = checks.positive_int("k", k)
+        checks.positive_int("dim", dim), checks.positive_int("hidden", hidden)
         self.mlp = nn.Sequential(nn.Linear(6, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Linear(hidden, dim))
 
     def forward(self, points: Tensor) -> Tensor:
@@ -137,7 +140,8 @@ class LearnedProjection(nn.Module):
 
     def __init__(self, image_size: int | tuple[int, int] = 224, dim: int = 16, k: int = 16, hidden: int = 16):
         super().__init__()
-        self.height, self.width = (image_size, image_size) if isinstance(image_size, int) else image_size
+        self.height, self.width = checks.size_2d("image_size", image_size)
+        checks.positive_int("hidden", hidden)
         self.encoder = PointEncoder(dim, k)
         self.register_buffer("views", view_matrices())
         self.convs = nn.Sequential(

@@ -18,21 +18,21 @@ import time
 
 import torch
 
+from .. import env
 from ..blocks import UniRepLKNetBlock
-from ..env import run_size
-from ..modalities import MODALITIES
 from ..model import VARIANTS, list_models
 from ..paths import check_output_path
-from . import get, run
+from ..runsize import RunSize
+from . import RECIPES, get, run
 
 
-def summary(result, seconds: float, size: str) -> dict:
+def summary(result, seconds: float) -> dict:
     """The numbers of one run, JSON-ready."""
     recipe = get(result.recipe)
     history = result.fit.history
     return {
         "recipe": result.recipe, "variant": result.variant, "lk_size": result.lk_size, "seed": result.seed,
-        "mode": size, "metric": recipe.metric, "test": result.score,
+        "mode": result.size.name, "metric": recipe.metric, "test": result.score,
         "baselines": result.baselines, "val": history.val_metric, "epochs": len(history.epoch),
         "deploy_check": result.fit.deploy_check, "wall_s": round(seconds, 1),
         "device": str(next(result.fit.model.parameters()).device), "threads": torch.get_num_threads(),
@@ -59,7 +59,7 @@ def check_arguments(parser: argparse.ArgumentParser, args) -> None:
 
 def main(argv=None) -> dict | None:
     p = argparse.ArgumentParser(prog="python -m unirep_lite.recipes", description=__doc__.split("\n\n")[0])
-    p.add_argument("name", help=f"a recipe ({', '.join(MODALITIES)}) or 'list'")
+    p.add_argument("name", help=f"a recipe ({', '.join(RECIPES)}) or 'list'")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--fast", action="store_true", help="the small FAST (CI) run")
     size.add_argument("--full", action="store_true", help="the full run, also without a GPU")
@@ -70,20 +70,23 @@ def main(argv=None) -> dict | None:
     p.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     args = p.parse_args(argv)
     if args.name == "list":
-        for name in MODALITIES:
-            r = get(name)
+        for name, r in RECIPES.items():
             print(f"{name:8} {r.modality:12} {r.metric:9} {r.input_note}")
         return None
-    if args.name not in MODALITIES:
-        p.error(f"unknown recipe {args.name!r}: expected one of {', '.join(MODALITIES)} or 'list'")
+    if args.name not in RECIPES:
+        p.error(f"unknown recipe {args.name!r}: expected one of {', '.join(RECIPES)} or 'list'")
     check_arguments(p, args)  # now, before the data loads and an hour of training
     # --fast / --full choose; otherwise the environment and the hardware do (env.run_size)
-    fast = True if args.fast else False if args.full else None
-    size = "fast" if args.fast else "full" if args.full else run_size()
+    try:
+        size = RunSize("fast") if args.fast else RunSize("full") if args.full else env.run_size()
+        device = env.default_device()
+    except ValueError as e:
+        p.error(str(e))
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
     start = time.perf_counter()
-    result = run(args.name, variant=args.variant, lk_size=args.lk_size, fast=fast, seed=args.seed, **overrides)
-    out = summary(result, time.perf_counter() - start, size)
+    result = run(args.name, size, variant=args.variant, lk_size=args.lk_size, seed=args.seed, device=device,
+                 **overrides)
+    out = summary(result, time.perf_counter() - start)
     base = ", ".join(f"{k} {v:.4g}" for k, v in out["baselines"].items())
     print(f"{out['recipe']} ({out['mode']} run) {out['variant']} K={out['lk_size']} seed {out['seed']}: "
           f"test {out['metric']} {out['test']:.4g} (baselines: {base}); deploy check {out['deploy_check']}; "

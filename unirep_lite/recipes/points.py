@@ -20,9 +20,10 @@ from torch import nn
 from ..data import points as data
 from ..frontends.points import LearnedProjection, PointProjection
 from ..model import create_model
+from ..runsize import RunSize
 from ..train import TrainConfig
-from . import Recipe, register, run_mode
 from .images import class_baselines
+from .recipe import Recipe
 
 INPUT_SIZE = {"full": 128, "fast": 32}  # side of the projected views, per run mode
 
@@ -31,36 +32,44 @@ FRONTENDS = ("learned", "fixed")
 FRONTEND = "learned"  # the default: see notebook 08 for both, same seed and schedule
 
 
-def make_frontend(kind: str = FRONTEND, fast: bool | None = None) -> nn.Module:
+def load(split: str, size: RunSize | str):
+    """The clouds of `split`: the small dataset for FAST and CPU-sized runs."""
+    return data.load(split, fast=RunSize.parse(size).small)
+
+
+def make_frontend(kind: str = FRONTEND, size: RunSize | str = "full") -> nn.Module:
     """P x 3 -> 3 x S x S: "learned" (LearnedProjection) or "fixed" (PointProjection, depth views)."""
+    side = INPUT_SIZE[RunSize.parse(size).key]
     if kind == "learned":
-        return LearnedProjection(INPUT_SIZE[run_mode(fast)])
+        return LearnedProjection(side)
     if kind == "fixed":
-        return PointProjection(INPUT_SIZE[run_mode(fast)], mode="depth")
+        return PointProjection(side, mode="depth")
     raise ValueError(f"frontend must be one of {FRONTENDS}, got {kind!r}")
 
 
-def make_model(variant: str = "unireplknet_a", lk_size: int = 13, fast: bool | None = None,
+def make_model(variant: str = "unireplknet_a", lk_size: int = 13, size: RunSize | str = "full",
                frontend: str = FRONTEND, **overrides) -> nn.Module:
     """Three-view front-end (P x 3 -> 3 x S x S) + UniRepLKNet with 3 input channels, 10 classes."""
-    first = make_frontend(frontend, fast)  # before the backbone: a bad name fails before any work
+    first = make_frontend(frontend, size)  # before the backbone: a bad name fails before any work
     backbone = create_model(variant, num_classes=len(data.CLASSES), in_chans=3, lk_size=lk_size, **overrides)
     return nn.Sequential(first, backbone)
 
 
-def config(fast: bool) -> TrainConfig:
+def config(size: RunSize | str) -> TrainConfig:
     # Batch 32: the FAST training split has only 480 clouds, so 64 would leave ~7 steps an epoch.
-    if fast:
-        return TrainConfig(epochs=3, batch_size=32, lr=2e-3, warmup_fraction=0.1)
+    size = RunSize.parse(size)
+    if size.small:
+        return TrainConfig(epochs=size.epochs(3), batch_size=32, lr=2e-3, warmup_fraction=0.1)
     return TrainConfig(epochs=40, batch_size=32, lr=2e-3)
 
 
-RECIPE = register(Recipe(
-    name="shapes", task="classification", metric="accuracy",
-    load=data.load, make_model=make_model, config=config, baselines=class_baselines,
+RECIPE = Recipe(
+    name="shapes", label="point cloud", notebook="08_point_clouds.ipynb", data=data,
+    task="classification", metric="accuracy",
+    load=load, make_model=make_model, config=config, baselines=class_baselines,
     input_note=("P x 3 clouds projected to three 128 x 128 views (stage-3 map 8 x 8, covered by a 13 x 13 "
                 "kernel); FAST mode uses 32 x 32 views (stage-3 map 2 x 2) to train in a couple of minutes "
                 "on a CPU"),
     tiny_config={"epochs": 1},  # for notebook 10's 15 runs: makes one FAST run cheaper still
     classes=tuple(data.CLASSES), input_size=INPUT_SIZE, views=("side", "front", "top"),
-))
+)

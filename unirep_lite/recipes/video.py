@@ -16,37 +16,44 @@ from __future__ import annotations
 from torch import nn
 
 from ..data import video as data
-from ..env import resolve_fast
 from ..frontends.video import VideoFrontend
 from ..model import create_model
+from ..runsize import RunSize
 from ..train import TrainConfig
-from . import Recipe, register
 from .images import class_baselines
+from .recipe import Recipe
 
 INPUT_SIZE = {"full": 128, "fast": 64}  # side of the frame grid, per run mode
 
 
-def make_model(variant: str = "unireplknet_a", lk_size: int = 13, fast: bool | None = None,
+def load(split: str, size: RunSize | str):
+    """The clips of `split`: the small dataset for FAST and CPU-sized runs."""
+    return data.load(split, fast=RunSize.parse(size).small)
+
+
+def make_model(variant: str = "unireplknet_a", lk_size: int = 13, size: RunSize | str = "full",
                layout: str = "paper", **overrides) -> nn.Module:
     """VideoFrontend (+ 2 x 2 average pooling in FAST mode) + UniRepLKNet(in_chans=3, 8 actions)."""
-    fast = resolve_fast(fast)
+    fast = RunSize.parse(size).small
     frontend = VideoFrontend(layout)
     backbone = create_model(variant, num_classes=len(data.CLASSES), in_chans=3, lk_size=lk_size, **overrides)
     return nn.Sequential(frontend, nn.AvgPool2d(2), backbone) if fast else nn.Sequential(frontend, backbone)
 
 
-def config(fast: bool) -> TrainConfig:
+def config(size: RunSize | str) -> TrainConfig:
     # lr 1e-3: at 2e-3 a FAST run stayed at chance (12.5%) for 4 epochs; at 1e-3 it reached 81% in 6
-    if fast:
-        return TrainConfig(epochs=6, batch_size=32, lr=1e-3, warmup_fraction=0.1)
+    size = RunSize.parse(size)
+    if size.small:
+        return TrainConfig(epochs=size.epochs(6), batch_size=32, lr=1e-3, warmup_fraction=0.1)
     return TrainConfig(epochs=40, batch_size=64, lr=1e-3)
 
 
-RECIPE = register(Recipe(
-    name="video", task="classification", metric="accuracy",
-    load=data.load, make_model=make_model, config=config, baselines=class_baselines,
+RECIPE = Recipe(
+    name="video", label="video", notebook="07_video.ipynb", data=data,
+    task="classification", metric="accuracy",
+    load=load, make_model=make_model, config=config, baselines=class_baselines,
     input_note=("16 frames of 3 x 32 x 32 tiled 4 x 4 -> 3 x 128 x 128 (stage-3 map 8 x 8); FAST mode pools "
                 "the grid to 64 x 64 (16 x 16 frames, stage-3 map 4 x 4) to train in a minute or two on a CPU"),
     tiny_config={},  # the FAST config is already the shortest run that learns (fewer epochs stay near chance)
     classes=tuple(data.CLASSES), input_size=INPUT_SIZE, num_frames=data.NUM_FRAMES,
-))
+)

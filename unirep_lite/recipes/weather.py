@@ -28,8 +28,9 @@ from torch.utils.data import Dataset
 
 from ..data import weather as data
 from ..frontends.timeseries import TimeSeriesForecaster
+from ..runsize import RunSize
 from ..train import TrainConfig
-from . import Recipe, register, run_mode
+from .recipe import Recipe
 
 # (nodes, D', image H x W) of the embedding; H * W = 48 * D'
 EMBEDDING = {"full": (4, 432, (144, 144)), "fast": (1, 32, (48, 32))}
@@ -68,34 +69,37 @@ def windows_of(dataset):
     return dataset.windows if isinstance(dataset, TimedWindows) else dataset
 
 
-def load(split: str, fast: bool | None = None, time_marks: bool | None = None):
+def load(split: str, size: RunSize | str, time_marks: bool | None = None):
     """Windows (x: 48 x D, y: 24 x D) of temperatures, standardised; FAST mode uses fewer, strided windows.
 
     time_marks: inputs as (x, marks) pairs for the "corrformer" embedding; None = the default embedding's need.
     """
-    windows = data.load(split, fast=fast, stride=STRIDES[run_mode(fast)][split], features=FEATURE, normalize=True)
+    size = RunSize.parse(size)
+    windows = data.load(split, fast=size.small, stride=STRIDES[size.key][split], features=FEATURE, normalize=True)
     if time_marks is None:
         time_marks = EMBEDDING_KIND == "corrformer"
     return TimedWindows(windows) if time_marks else windows
 
 
-def channels(fast: bool | None = None) -> int:
-    """D = the number of stations of the dataset this mode builds (one feature each)."""
-    return data.num_stations(run_mode(fast) == "fast")
+def channels(size: RunSize | str) -> int:
+    """D = the number of stations of the dataset this size builds (one feature each)."""
+    return data.num_stations(RunSize.parse(size).small)
 
 
-def make_model(variant: str = "unireplknet_a", lk_size: int = 13, fast: bool | None = None,
+def make_model(variant: str = "unireplknet_a", lk_size: int = 13, size: RunSize | str = "full",
                embedding: str = EMBEDDING_KIND, **overrides) -> TimeSeriesForecaster:
     """Embedding ("corrformer" or "linear") + UniRepLKNet (1 input channel, no classifier) + 24-hour head."""
-    n_nodes, d_model, image_size = EMBEDDING[run_mode(fast)]
-    return TimeSeriesForecaster(data.INPUT_LEN, data.HORIZON, channels(fast), n_nodes=n_nodes, d_model=d_model,
+    size = RunSize.parse(size)
+    n_nodes, d_model, image_size = EMBEDDING[size.key]
+    return TimeSeriesForecaster(data.INPUT_LEN, data.HORIZON, channels(size), n_nodes=n_nodes, d_model=d_model,
                                 backbone=variant, image_size=image_size, lk_size=lk_size, embedding=embedding,
                                 **overrides)
 
 
-def config(fast: bool) -> TrainConfig:
-    if fast:
-        return TrainConfig(epochs=2, batch_size=32, lr=2e-3, warmup_fraction=0.1, task="regression")
+def config(size: RunSize | str) -> TrainConfig:
+    size = RunSize.parse(size)
+    if size.small:
+        return TrainConfig(epochs=size.epochs(2), batch_size=32, lr=2e-3, warmup_fraction=0.1, task="regression")
     return TrainConfig(epochs=30, batch_size=64, lr=1e-3, task="regression")
 
 
@@ -111,12 +115,13 @@ def dataset_for(dataset, embedding: str):
     return TimedWindows(windows) if embedding == "corrformer" else windows
 
 
-RECIPE = register(Recipe(
-    name="weather", task="regression", metric="mae",
+RECIPE = Recipe(
+    name="weather", label="time series", notebook="09_time_series.ipynb", data=data,
+    task="regression", metric="mae",
     load=load, make_model=make_model, config=config, baselines=baselines,
     input_note=("48 h x D windows embedded as 4 node images of 144 x 144 (D' = 432, stage-3 map 9 x 9, "
                 "covered by a 13 x 13 kernel); FAST mode uses one 48 x 32 image per window (D' = 32, "
                 "stage-3 map 3 x 2) to train in a minute or two on a CPU"),
     tiny_config={"epochs": 1},  # for notebook 10's 15 runs: makes one FAST run cheaper still
     feature=FEATURE, unit=data.UNITS[FEATURE],
-))
+)
