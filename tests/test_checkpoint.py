@@ -124,3 +124,11 @@ def test_a_recipe_model_loads_its_training_checkpoint_in_deploy_structure(tmp_pa
     x = torch.randn(2, 1, 28, 28)
     with torch.no_grad():
         assert relative_error(trained(x), deploy(x)) < 1e-5
+
+
+def test_create_model_with_weights_keeps_the_builders_arguments(tmp_path, trained):
+    m = u.create_model("unireplknet_a", 4, 2, depths=(1, 1, 1, 1))  # positional num_classes, in_chans
+    assert (m.num_classes, m.in_chans) == (4, 2)
+    path = u.save_checkpoint(trained, tmp_path / "a.pth")
+    m = u.create_model("unireplknet_a", 10, pretrained=path, deploy=True)
+    assert m.deploy and torch.equal(m.head.weight, trained.head.weight)

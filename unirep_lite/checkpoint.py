@@ -184,10 +184,10 @@ def _fit_structure(net: UniRepLKNet, sd: dict, prefix: str, strict: bool) -> dic
     return {k: v for k, v in sd.items() if not k.startswith(prefix)} | {prefix + k: v for k, v in deploy.items()}
 
 
-def create_model(name: str = "unireplknet_a", pretrained=None, **kwargs) -> UniRepLKNet:
-    """`model.create_model(name, **kwargs)` with the weights of `pretrained` loaded: a path to one of
+def create_model(*args, pretrained=None, **kwargs) -> UniRepLKNet:
+    """`model.create_model(*args, **kwargs)` with the weights of `pretrained` loaded: a path to one of
     the authors' `.pth` files or to our own, or a loaded checkpoint (nothing is downloaded)."""
-    model = build_model(name, **kwargs)
+    model = build_model(*args, **kwargs)
     return model if pretrained is None else load_checkpoint(model, pretrained)
 
 
