@@ -1,8 +1,10 @@
 """Loading checkpoints in the authors' layout: bare or wrapped, training or deploy structure."""
 import pytest
 import torch
+from torch import nn
 
 import unirep_lite as u
+from unirep_lite import recipes
 from unirep_lite.testing import randomize_, relative_error
 
 
@@ -66,3 +68,67 @@ def test_missing_file_and_garbage(tmp_path):
         u.load_checkpoint(m, tmp_path / "nope.pth")
     with pytest.raises(ValueError, match="state_dict"):
         u.load_checkpoint(m, {"model": {"a": 1}})
+
+
+# A deploy model loads a training checkpoint through a training twin built with the model's own
+# structure options, whatever they are, bare or inside a wrapper (a recipe's front-end + backbone).
+SMALL = dict(num_classes=5, in_chans=1, depths=(1, 1, 1, 1), dims=(8, 16, 24, 32))  # SmaK and LarK blocks
+STRUCTURES = {
+    "default": {},
+    "no branches": dict(branches=((), ())),
+    "other branches": dict(branches=((5, 3), (1, 2))),
+    "no layer scale": dict(layer_scale_init_value=None),
+    "K=7, no branches, no layer scale": dict(lk_size=7, branches=((), ()), layer_scale_init_value=None),
+}
+
+
+def build(options, wrapped, deploy=False):
+    torch.manual_seed(0)
+    backbone = u.create_model("unireplknet_a", deploy=deploy, **SMALL, **options)
+    if not wrapped:
+        return backbone
+    return nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(1, 1, 3, padding=1), backbone)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)], ids=["fp32", "fp64"])
+@pytest.mark.parametrize("wrapped", [False, True], ids=["bare", "wrapped"])
+@pytest.mark.parametrize("options", STRUCTURES.values(), ids=list(STRUCTURES))
+def test_training_checkpoint_into_deploy_model_of_any_structure(tmp_path, options, wrapped, dtype, tol):
+    trained = randomize_(build(options, wrapped), seed=4).to(dtype).eval()
+    path = u.save_checkpoint(trained, tmp_path / "train.pth")
+    deploy = u.load_checkpoint(build(options, wrapped, deploy=True).to(dtype), path).eval()
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in deploy.modules())
+    x = torch.randn(2, 1, 32, 32, dtype=dtype)
+    with torch.no_grad():
+        out = deploy(x)
+        assert out.dtype == dtype and relative_error(trained(x), out) < tol
+
+
+def test_config_rebuilds_the_training_structure():
+    m = u.reparameterize(build(STRUCTURES["K=7, no branches, no layer scale"], wrapped=False).eval())
+    twin = u.UniRepLKNet(**m.config)
+    assert str(twin) == str(build(STRUCTURES["K=7, no branches, no layer scale"], wrapped=False))
+
+
+def test_deploy_checkpoint_into_wrapped_training_model_is_refused(tmp_path):
+    path = u.save_checkpoint(u.reparameterize(build({}, wrapped=True).eval()), tmp_path / "deploy.pth")
+    with pytest.raises(ValueError, match=r"under '2'.*deploy=True"):
+        u.load_checkpoint(build({}, wrapped=True), path)
+
+
+def test_a_recipe_model_loads_its_training_checkpoint_in_deploy_structure(tmp_path):
+    recipe = recipes.get("digits")
+    trained = randomize_(recipe.make_model(size="fast"), seed=5).eval()
+    path = u.save_checkpoint(trained, tmp_path / "digits.pth")
+    deploy = u.load_checkpoint(recipe.make_model(size="fast", deploy=True), path).eval()
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert relative_error(trained(x), deploy(x)) < 1e-5
+
+
+def test_create_model_with_weights_keeps_the_builders_arguments(tmp_path, trained):
+    m = u.create_model("unireplknet_a", 4, 2, depths=(1, 1, 1, 1))  # positional num_classes, in_chans
+    assert (m.num_classes, m.in_chans) == (4, 2)
+    path = u.save_checkpoint(trained, tmp_path / "a.pth")
+    m = u.create_model("unireplknet_a", 10, pretrained=path, deploy=True)
+    assert m.deploy and torch.equal(m.head.weight, trained.head.weight)

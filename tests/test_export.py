@@ -1,4 +1,4 @@
-"""Issue 17, row 8: the deploy model exports with nothing baked in from the example input's size.
+"""The deploy model exports with nothing baked in from the example input's size.
 
 Trace/export at one size, run at another, compare with eager. The kernel-crop guard of
 `dwconv.depthwise_conv2d` and its Python autograd function step aside while a model is traced or

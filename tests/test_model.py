@@ -9,6 +9,7 @@ import torch
 import unirep_lite as u
 from unirep_lite.testing import randomize_, relative_error
 
+
 def use_reference_branches(model):
     """Run every Dilated Reparam Block as the paper's separate branches (eval mode would otherwise
     use the merged kernel), so the deploy model is compared with the real training structure."""
@@ -18,12 +19,12 @@ def use_reference_branches(model):
     return model
 
 
-SCHEMA = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "official_state_dict_schema.json"
+SCHEMA = Path(__file__).resolve().parent / "data" / "official_state_dict_schema.json"  # see data/README.md
 ALL = u.list_models()
 
 
 def test_parameter_counts_match_the_authors_code():
-    # FACTS.md: measured with the authors' code, 1000-class head.
+    # measured with the authors' code, 1000-class head
     for name, train, deploy in [("unireplknet_a", 4_649_060, 4_437_300), ("unireplknet_f", 6_489_328, 6_235_216)]:
         m = u.create_model(name)
         assert u.count_params(m) == train

@@ -4,7 +4,7 @@ On a CPU the kernels run in Triton's interpreter, which must be switched on (TRI
 before Triton is imported: `test_kernels_in_the_interpreter` runs this file's `test_interp_*` tests
 in a child pytest with the variable set, so no other test sees it. Tiny shapes there (the interpreter
 runs every program in numpy); on a GPU the same checks run at real sizes. Speed is measured by
-`python -m unirep_lite.bench --device cuda`, never asserted here.
+`python -m unirep_lite.bench --device cuda` and `python -m unirep_lite.bench dwconv`, never asserted here.
 """
 import os
 import subprocess
@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from unirep_lite import triton_dwconv as T
-
 
 
 def interpreted() -> bool:
@@ -148,9 +147,9 @@ def test_bad_arguments_are_named():
 def test_dispatch_never_picks_triton_on_a_cpu(monkeypatch):
     x, w = torch.zeros(1, 4, 8, 8), torch.zeros(4, 1, 13, 13)
     for choice in ("auto", "triton", "torch"):
-        monkeypatch.setenv(T.ENV, choice)
+        monkeypatch.setenv("UNIREP_DWCONV", choice)
         assert T.use_triton(x, w, 1) is False
-    monkeypatch.setenv(T.ENV, "fast")
+    monkeypatch.setenv("UNIREP_DWCONV", "fast")
     with pytest.raises(ValueError, match="auto, triton, torch"):
         T.mode()
     with T.forced("torch"):
@@ -205,13 +204,13 @@ def test_cuda_autocast_like_conv2d():
 
 @cuda
 def test_cuda_dispatch_measures_once(monkeypatch):
-    monkeypatch.setenv(T.ENV, "auto")
+    monkeypatch.setenv("UNIREP_DWCONV", "auto")
     x, w, _, _ = make(8, 40, 56, 56, 13, device="cuda")
     choice = T.use_triton(x, w, 1)
     assert isinstance(choice, bool) and choice in T.decisions().values()
-    monkeypatch.setenv(T.ENV, "torch")
+    monkeypatch.setenv("UNIREP_DWCONV", "torch")
     assert not T.use_triton(x, w, 1)
-    monkeypatch.setenv(T.ENV, "triton")
+    monkeypatch.setenv("UNIREP_DWCONV", "triton")
     assert T.use_triton(x, w, 1)
 
 
@@ -222,3 +221,16 @@ def test_bench_dwconv_choices():
     assert bench.parse(["--dwconv", "triton, torch"]).dwconv == ["triton", "torch"]
     with pytest.raises(SystemExit):
         bench.parse(["--dwconv", "cudnn"])
+
+
+def test_bench_dwconv_shapes_are_the_models():
+    from unirep_lite import bench
+
+    shapes = bench.dwconv_shapes("a", 224)
+    assert shapes[0] == (40, 56, 3, 1)  # stage 1: SmaK 3x3 only, no branches
+    assert (80, 28, 13, 1) in shapes and (80, 28, 7, 2) in shapes and (320, 7, 3, 5) in shapes
+    assert len(shapes) == 1 + 3 * 6  # each large-kernel stage: K plus its five dilated branches
+    assert (320, 14, 3, 1) in bench.dwconv_shapes("t", 224)  # T's stage 3 alternates 13 and 3
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit):
+            bench.dwconv_main(["--model", "a"])

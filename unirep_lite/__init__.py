@@ -5,13 +5,11 @@
     deploy = unirep_lite.reparameterize(model.eval())  # same outputs, one conv per block
 """
 from .blocks import GRN, DilatedReparamBlock, SEBlock, UniRepLKNetBlock
-from .checkpoint import save_checkpoint
+from .checkpoint import create_model, load_checkpoint, save_checkpoint
 from .model import (
     VARIANTS,
     UniRepLKNet,
-    create_model,
     list_models,
-    load_checkpoint,
     reparameterize,
     set_fast_train,
     set_mode,

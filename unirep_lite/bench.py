@@ -4,6 +4,7 @@
     python -m unirep_lite.bench                  # A and F vs atto and femto, eager and compiled: ~6 min
     python -m unirep_lite.bench --device cuda    # the paper's setting: batch 128 at 224 x 224, + every recipe
     python -m unirep_lite.bench --quick --recipes all    # each recipe's real training step, FAST sizes
+    python -m unirep_lite.bench dwconv --model a         # the Triton depthwise conv vs cuDNN (CUDA)
 
 Every configuration is warmed up first (torch.compile compiles there), then all of them are timed
 in turns, round after round, and each reports its median over the rounds. Machines shared with
@@ -38,9 +39,11 @@ from torch import nn
 from . import env, recipes, triton_dwconv
 from .data import images
 from .env import progress_bar
-from .model import UniRepLKNet, create_model, reparameterize, set_fast_train, set_reference
+from .model import VARIANTS, UniRepLKNet, create_model, default_kernel_sizes, reparameterize, set_fast_train, \
+    set_reference
 from .paths import check_output_path
 from .recipes import RECIPES
+from .reparam import BRANCHES
 from .runs import train_runs
 from .runsize import RunSize
 from .train import TrainConfig, evaluate, mixup
@@ -499,5 +502,60 @@ def main(argv=None) -> list[Row]:
     return rows
 
 
+
+# ----------------------------------------------------------------------------- depthwise-conv kernels
+# `python -m unirep_lite.bench dwconv`: the Triton depthwise conv (`triton_dwconv`) against cuDNN at
+# the depthwise-conv shapes of one UniRepLKNet, forward and forward + backward, on a CUDA device.
+
+def dwconv_shapes(variant: str, res: int) -> list[tuple[int, int, int, int]]:
+    """(channels, map side, kernel size, dilation) of each distinct depthwise conv of `variant` at
+    `res`: every stage's kernel sizes and, for a large kernel, its Dilated Reparam branches."""
+    v = VARIANTS[variant]
+    shapes = []
+    for stage, (dim, ks) in enumerate(zip(v.dims, default_kernel_sizes(v.depths, v.stage3_pattern))):
+        size = res // 4 // 2**stage
+        for K in sorted(set(ks)):
+            branches = zip(*BRANCHES[K]) if K >= 7 else []  # SmaK blocks are one plain conv
+            shapes += [(dim, size, K, 1)] + [(dim, size, k, r) for k, r in branches]
+    return shapes
+
+
+def dwconv_table(variant: str = "a", batch: int = 128, res: int = 224, dtype: torch.dtype = torch.float32,
+                 layout: torch.memory_format = torch.channels_last) -> list[dict]:
+    """Time `triton_dwconv.measure` at every shape of `dwconv_shapes`, print a table, return its rows."""
+    rows = []
+    print(f"{'C':>4} {'HxW':>7} {'k':>3} {'r':>2} | {'fwd triton':>10} {'cuDNN':>8} | "
+          f"{'fwd+bwd triton':>14} {'cuDNN':>8}  ms")
+    for C, size, k, r in dwconv_shapes(variant, res):
+        x = torch.randn(batch, C, size, size, device="cuda", dtype=dtype).contiguous(memory_format=layout)
+        w = torch.randn(C, 1, k, k, device="cuda", dtype=dtype)
+        fwd, both = triton_dwconv.measure(x, w, r, grad=False), triton_dwconv.measure(x, w, r, grad=True)
+        rows.append(dict(C=C, size=size, k=k, dilation=r, fwd=fwd, fwd_bwd=both))
+        print(f"{C:>4} {size:>3}x{size:<3} {k:>3} {r:>2} | {fwd['triton'] * 1e3:>10.3f} {fwd['torch'] * 1e3:>8.3f} | "
+              f"{both['triton'] * 1e3:>14.3f} {both['torch'] * 1e3:>8.3f}")
+    return rows
+
+
+def dwconv_main(argv=None) -> list[dict]:
+    p = argparse.ArgumentParser(prog="python -m unirep_lite.bench dwconv",
+                                description="Time the Triton depthwise conv against cuDNN at a UniRepLKNet's "
+                                            "depthwise-conv shapes (CUDA only).")
+    p.add_argument("--model", default="a", choices=list(VARIANTS))
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--res", type=int, default=224)
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--layout", default="cl", choices=["cl", "nchw"])
+    args = p.parse_args(argv)
+    if args.batch < 1 or args.res < 32:
+        p.error(f"--batch must be >= 1 and --res >= 32, got {args.batch} and {args.res}")
+    if not (torch.cuda.is_available() and triton_dwconv.available()):
+        p.error("needs a CUDA device and Triton")
+    layout = torch.channels_last if args.layout == "cl" else torch.contiguous_format
+    return dwconv_table(args.model, args.batch, args.res, getattr(torch, args.dtype), layout)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["dwconv"]:
+        dwconv_main(sys.argv[2:])
+    else:
+        main()

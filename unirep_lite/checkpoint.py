@@ -1,13 +1,19 @@
-"""Checkpoint files, whatever the model: read them safely, check a state_dict against a model, save
-atomically, and save/restore a whole training state (model, optimizer, schedule, RNGs) as a pair.
+"""Checkpoints: read them safely, fit them to a model, save atomically, and save/restore a whole
+training state (model, optimizer, schedule, RNGs) as a pair.
 
-The UniRepLKNet-specific part (a training checkpoint loading into a deploy model) is
-`model.load_checkpoint`.
+`load_checkpoint` is the one place that adapts a checkpoint to a model. It takes the authors'
+released `.pth` files as they are (bare or under 'model' / 'state_dict' / 'model_ema', keys saved
+from DataParallel), and turns a training-structure checkpoint into the weights of a deploy model:
+each UniRepLKNet in the model, bare or wrapped (e.g. `nn.Sequential(frontend, backbone)`), gets a
+training twin built from the options it records (`UniRepLKNet.config`), which loads its part of the
+checkpoint and is reparameterized. `create_model(..., pretrained=path)` builds and loads in one call.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Callable
@@ -15,6 +21,9 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+
+from .model import UniRepLKNet, reparameterize
+from .model import create_model as build_model
 
 TRAIN_FORMAT = "unirep_lite.train/1"    # a whole training state: `save_training_state`
 DEPLOY_FORMAT = "unirep_lite.deploy/1"  # a finished run's deploy weights under "model"
@@ -77,8 +86,6 @@ def check_state_dict(model: nn.Module, sd: Mapping, strict: bool = True) -> dict
                              f"shape (0 of the model's {len(expected)} loaded): it is not this model's "
                              f"checkpoint\n{problems}")
         if len(sd) < len(expected):
-            import warnings
-
             warnings.warn(f"strict=False: loaded {len(sd)} of the model's {len(expected)} tensors; the rest keep "
                           f"their values\n{problems}", stacklevel=3)
     return dict(sd)
@@ -86,8 +93,6 @@ def check_state_dict(model: nn.Module, sd: Mapping, strict: bool = True) -> dict
 
 def state_dict_digest(sd: Mapping) -> str:
     """SHA-256 over every tensor's name, dtype, shape and bytes: saved next to our weights, checked on load."""
-    import hashlib
-
     h = hashlib.sha256()
     for name in sorted(sd):
         t = sd[name].detach().cpu().contiguous()
@@ -144,6 +149,46 @@ def atomic_save(obj, path) -> Path:
 def save_checkpoint(model: nn.Module, path) -> Path:
     """Save a bare state_dict (the authors' layout), atomically."""
     return atomic_save(model.state_dict(), path)
+
+
+# ----------------------------------------------------------------------------- fitting a checkpoint
+
+def load_checkpoint(model: nn.Module, source, strict: bool = True) -> nn.Module:
+    """Load a checkpoint (a path or an already loaded object) into `model`; returns the model.
+
+    Takes the authors' released `.pth` files, bare or wrapped. A training-structure checkpoint loads
+    into a deploy model too (see the module docstring). The reverse cannot be done (merged kernels
+    don't split), so a deploy checkpoint needs a model built with deploy=True. On any mismatch a
+    ValueError lists the missing and unexpected keys and the wrong shapes.
+    """
+    sd = read_state_dict(source)
+    for name, net in model.named_modules():
+        if isinstance(net, UniRepLKNet):
+            sd = _fit_structure(net, sd, f"{name}." if name else "", strict)
+    model.load_state_dict(check_state_dict(model, sd, strict), strict=strict)
+    return model
+
+
+def _fit_structure(net: UniRepLKNet, sd: dict, prefix: str, strict: bool) -> dict:
+    """`sd` with the keys of `net` (those under `prefix`) in `net`'s structure, training or deploy."""
+    part = {k.removeprefix(prefix): v for k, v in sd.items() if k.startswith(prefix)}
+    if not part or is_deploy_state_dict(part) == net.deploy:
+        return sd
+    where = f" (under {prefix[:-1]!r})" if prefix else ""
+    if not net.deploy:
+        raise ValueError(f"this checkpoint{where} is in the deploy structure (merged kernels, no BatchNorm "
+                         "statistics): create the model with deploy=True to load it")
+    twin = UniRepLKNet(**net.config).to(next(net.parameters()))  # same options, dtype and device
+    twin.load_state_dict(check_state_dict(twin, part, strict), strict=strict)
+    deploy = reparameterize(twin.eval(), inplace=True).state_dict()
+    return {k: v for k, v in sd.items() if not k.startswith(prefix)} | {prefix + k: v for k, v in deploy.items()}
+
+
+def create_model(*args, pretrained=None, **kwargs) -> UniRepLKNet:
+    """`model.create_model(*args, **kwargs)` with the weights of `pretrained` loaded: a path to one of
+    the authors' `.pth` files or to our own, or a loaded checkpoint (nothing is downloaded)."""
+    model = build_model(*args, **kwargs)
+    return model if pretrained is None else load_checkpoint(model, pretrained)
 
 
 # ----------------------------------------------------------------------------- training state

@@ -5,8 +5,8 @@ them with overrides. Module names match the authors' checkpoints (`downsample_la
 `norm`, `head`), so their state_dicts load unchanged in both the training and the deploy structure.
 
 Next to the model, what acts on a whole model: `reparameterize` (every block's own
-`reparameterize()`), the compute-mode switches (`set_mode`, `set_fast_train`, `set_reference`) and
-`load_checkpoint`, which knows that a training-structure checkpoint can become a deploy model.
+`reparameterize()`) and the compute-mode switches (`set_mode`, `set_fast_train`, `set_reference`).
+Loading checkpoints, the authors' included, is `checkpoint.load_checkpoint`.
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from torch import Tensor, nn
 
 from .blocks import MODES, DilatedReparamBlock, LayerNorm2d, UniRepLKNetBlock
 from .precision import Conv2d
-from .checkpoint import check_state_dict, is_deploy_state_dict, read_state_dict
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,9 @@ def default_kernel_sizes(depths: Sequence[int], stage3_pattern: Sequence[int] = 
 
 
 class UniRepLKNet(nn.Module):
+    """The network; `config` keeps the structure options it was built with (all but `deploy`), so
+    that `UniRepLKNet(**model.config)` is its training structure (`checkpoint` builds one that way)."""
+
     def __init__(
         self,
         in_chans: int = 3,
@@ -89,6 +91,10 @@ class UniRepLKNet(nn.Module):
                              f"got {num_classes!r}")
         self.in_chans, self.num_classes = in_chans, num_classes
         self.depths, self.dims, self.kernel_sizes = depths, dims, kernel_sizes
+        self.config = dict(in_chans=in_chans, num_classes=num_classes, depths=depths, dims=dims,
+                           kernel_sizes=kernel_sizes, drop_path_rate=drop_path_rate,
+                           layer_scale_init_value=layer_scale_init_value, head_init_scale=head_init_scale,
+                           branches=branches)
 
         # Stem (two stride-2 3x3 convs) and three downsampling layers, as one list like the authors'.
         self.downsample_layers = nn.ModuleList([nn.Sequential(
@@ -191,7 +197,6 @@ def create_model(
     in_chans: int = 3,
     deploy: bool = False,
     lk_size: int | None = None,
-    pretrained: str | None = None,
     **overrides,
 ) -> UniRepLKNet:
     """Build a UniRepLKNet variant ('unireplknet_a' ... 'unireplknet_xl').
@@ -199,8 +204,8 @@ def create_model(
     `lk_size=K` replaces every 13x13 kernel by KxK (the paper's kernel-size study, everything else
     the same); `kernel_sizes=`, `depths=`, `dims=`, `drop_path_rate=`, `layer_scale_init_value=`
     override the table; `branches=(ks, rs)` gives every Dilated Reparam Block these branches instead
-    of the authors' (`((), ())`: the KxK conv alone, the paper's Table 2 ablation). `pretrained=` is
-    the path of one of the authors' `.pth` files (no download).
+    of the authors' (`((), ())`: the KxK conv alone, the paper's Table 2 ablation). With weights:
+    `unirep_lite.create_model(..., pretrained=path)` (`checkpoint.create_model`).
     """
     if lk_size is not None and (isinstance(lk_size, bool) or not isinstance(lk_size, int)
                                 or lk_size < 1 or lk_size % 2 == 0):
@@ -219,11 +224,8 @@ def create_model(
             raise ValueError(f"expected 4 stage depths, got {depths}")
         overrides["kernel_sizes"] = default_kernel_sizes(depths, v.stage3_pattern,
                                                          LARGE_KERNEL if lk_size is None else lk_size)
-    model = UniRepLKNet(in_chans=in_chans, num_classes=num_classes, depths=depths, dims=dims,
-                        deploy=deploy, **overrides)
-    if pretrained is not None:
-        load_checkpoint(model, pretrained)
-    return model
+    return UniRepLKNet(in_chans=in_chans, num_classes=num_classes, depths=depths, dims=dims,
+                       deploy=deploy, **overrides)
 
 
 def set_mode(model: nn.Module, mode: str) -> nn.Module:
@@ -251,25 +253,3 @@ def set_reference(model: nn.Module, enabled: bool = True) -> nn.Module:
     Reparam Blocks as separate branch convs and BNs (Fig. 2), the FFN as permute + Linear."""
     return set_mode(model, "reference" if enabled else "exact")
 
-
-def load_checkpoint(model: nn.Module, source, strict: bool = True) -> nn.Module:
-    """Load a checkpoint (a path or an already loaded object) into `model`; returns the model.
-
-    Takes the authors' released `.pth` files, bare or wrapped ('model', 'state_dict', 'model_ema').
-    A training-structure checkpoint loads into a deploy model too: it is loaded into a training
-    copy, which is then reparameterized. The reverse cannot be done (merged kernels don't split), so
-    a deploy checkpoint needs a model built with deploy=True. On any mismatch a ValueError lists the
-    missing and unexpected keys and the wrong shapes.
-    """
-    sd = read_state_dict(source)
-    model_deploy = getattr(model, "deploy", False)
-    if isinstance(model, UniRepLKNet) and is_deploy_state_dict(sd) != model_deploy:
-        if not model_deploy:
-            raise ValueError("this checkpoint is in the deploy structure (merged kernels, no BatchNorm "
-                             "statistics): create the model with deploy=True to load it")
-        train = UniRepLKNet(in_chans=model.in_chans, num_classes=model.num_classes, depths=model.depths,
-                            dims=model.dims, kernel_sizes=model.kernel_sizes, deploy=False)
-        load_checkpoint(train, sd, strict=strict)
-        sd = reparameterize(train.to(next(model.parameters())).eval(), inplace=True).state_dict()
-    model.load_state_dict(check_state_dict(model, sd, strict), strict=strict)
-    return model

@@ -12,17 +12,36 @@
 timm declined to add UniRepLKNet, so nothing is downloaded: each `pretrained_cfg` names the authors'
 released file (Hugging Face repo `DingXiaoH/UniRepLKNet`, file names as in their `unireplknet.py`)
 as a fact, and `pretrained=True` needs a local copy (`file=`) or a loaded `state_dict=`. Loading goes
-through `unirep_lite.load_checkpoint` (bare or wrapped, training or deploy structure); with another
+through `checkpoint.load_checkpoint` (bare or wrapped, training or deploy structure); with another
 `num_classes` than the file's, the classifier is left at its initialisation, as timm does.
 
-Without timm, `register()` does nothing. Names already registered by this module (a re-import) are
-left as they are; names registered by someone else (e.g. the authors' file) are not overwritten.
+One entrypoint per variant, as in timm's own model files; `register()` hands them to timm's
+`register_model`. Without timm it does nothing. Names already registered by this module (a
+re-import) are left as they are; names registered by someone else (e.g. the authors' file) are not
+overwritten.
 """
 from __future__ import annotations
 
 import warnings
 
 from torch import Tensor, nn
+
+from .checkpoint import load_checkpoint, read_state_dict
+from .model import create_model
+
+try:
+    import timm
+    from timm.models import (
+        FeatureInfo,
+        adapt_input_conv,
+        generate_default_cfgs,
+        is_model,
+        model_entrypoint,
+        register_model,
+        resolve_pretrained_cfg,
+    )
+except ImportError:  # timm is optional: without it the entrypoints are never registered
+    timm = None
 
 HF_HUB_ID = "DingXiaoH/UniRepLKNet"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -60,13 +79,15 @@ def pretrained_cfgs() -> dict[str, dict]:
     return cfgs
 
 
+# timm's register_model reads the pretrained cfgs from `default_cfgs` of the entrypoint's module
+default_cfgs = generate_default_cfgs(pretrained_cfgs()) if timm is not None else {}
+
+
 class StageFeatures(nn.Module):
     """`features_only=True`: the backbone's stage outputs (strides 4, 8, 16, 32) as a list, like timm's."""
 
     def __init__(self, model: nn.Module, out_indices=(0, 1, 2, 3)):
         super().__init__()
-        from timm.models import FeatureInfo
-
         out_indices = tuple(out_indices)
         if not out_indices or any(i not in range(4) for i in out_indices):
             raise ValueError(f"out_indices must be stage indices in 0..3, got {out_indices}")
@@ -83,10 +104,6 @@ class StageFeatures(nn.Module):
 def _build(name: str, pretrained: bool = False, pretrained_cfg=None, pretrained_cfg_overlay=None,
            cache_dir=None, features_only: bool = False, out_indices=(0, 1, 2, 3), **kwargs) -> nn.Module:
     """timm entrypoint body: `unirep_lite.create_model(name, **kwargs)` + pretrained_cfg + local weights."""
-    from timm.models import resolve_pretrained_cfg
-
-    from . import create_model, load_checkpoint
-
     cfg = resolve_pretrained_cfg(name, pretrained_cfg=pretrained_cfg,
                                  pretrained_cfg_overlay=pretrained_cfg_overlay).to_dict()
     if features_only:
@@ -102,20 +119,13 @@ def _build(name: str, pretrained: bool = False, pretrained_cfg=None, pretrained_
 
 def _adapted_state_dict(model: nn.Module, cfg: dict, name: str) -> dict:
     """The local weights named by cfg ('state_dict' or 'file'), fitted to the model's in_chans and classes."""
-    import torch
-    from timm.models import adapt_input_conv
-
-    from .checkpoint import unwrap_state_dict
-
     source = cfg.get("state_dict") or cfg.get("file")
     if source is None or (isinstance(source, str) and not source):
         raise RuntimeError(
             f"{name}: unirep_lite downloads nothing; get the authors' {cfg.get('hf_hub_filename')!r} "
             f"(Hugging Face {cfg.get('hf_hub_id')!r}) yourself and pass "
             "pretrained_cfg_overlay=dict(file='path/to/it.pth')")
-    if not isinstance(source, dict):
-        source = torch.load(source, map_location="cpu", weights_only=True)
-    sd = dict(unwrap_state_dict(source))
+    sd = read_state_dict(source)
     stem = cfg["first_conv"] + ".weight"
     if stem in sd and sd[stem].shape[1] != model.in_chans:  # timm's rule: sum or repeat the RGB filters
         sd[stem] = adapt_input_conv(model.in_chans, sd[stem])
@@ -127,38 +137,76 @@ def _adapted_state_dict(model: nn.Module, cfg: dict, name: str) -> dict:
     return sd
 
 
-def _entrypoint(name: str):
-    def fn(pretrained: bool = False, **kwargs) -> nn.Module:
-        return _build(name, pretrained, **kwargs)
+# ----------------------------------------------------------------------------- the entrypoints
+# timm's model files decorate each entrypoint with @register_model; `_entrypoint` only records it, and
+# `register()` registers what it recorded (see the module docstring). Keywords go to `create_model`.
 
-    fn.__name__ = fn.__qualname__ = name  # timm registers an entrypoint under its function's name
-    fn.__module__ = __name__
-    fn.__doc__ = f"UniRepLKNet '{name}' from unirep_lite (timm entrypoint; keywords go to unirep_lite.create_model)."
+ENTRYPOINTS = []
+
+
+def _entrypoint(fn):
+    ENTRYPOINTS.append(fn)
     return fn
 
 
-def register() -> list[str]:
-    """Register the nine variants with timm (no-op without timm); returns the names registered now."""
-    try:
-        from timm.models import generate_default_cfgs, is_model, model_entrypoint, register_model
-    except ImportError:
-        return []
-    from .model import list_models
+@_entrypoint
+def unireplknet_a(pretrained: bool = False, **kwargs) -> nn.Module:
+    return _build("unireplknet_a", pretrained, **kwargs)
 
-    global default_cfgs  # timm's register_model reads `default_cfgs` of the entrypoint's module
-    default_cfgs = generate_default_cfgs(pretrained_cfgs())
+
+@_entrypoint
+def unireplknet_f(pretrained: bool = False, **kwargs) -> nn.Module:
+    return _build("unireplknet_f", pretrained, **kwargs)
+
+
+@_entrypoint
+def unireplknet_p(pretrained: bool = False, **kwargs) -> nn.Module:
+    return _build("unireplknet_p", pretrained, **kwargs)
+
+
+@_entrypoint
+def unireplknet_n(pretrained: bool = False, **kwargs) -> nn.Module:
+    return _build("unireplknet_n", pretrained, **kwargs)
+
+
+@_entrypoint
+def unireplknet_t(pretrained: bool = False, **kwargs) -> nn.Module:
+    return _build("unireplknet_t", pretrained, **kwargs)
+
+
+@_entrypoint
+def unireplknet_s(pretrained: bool = False, **kwargs) -> nn.Module:
+    return _build("unireplknet_s", pretrained, **kwargs)
+
+
+@_entrypoint
+def unireplknet_b(pretrained: bool = False, **kwargs) -> nn.Module:
+    return _build("unireplknet_b", pretrained, **kwargs)
+
+
+@_entrypoint
+def unireplknet_l(pretrained: bool = False, **kwargs) -> nn.Module:
+    return _build("unireplknet_l", pretrained, **kwargs)
+
+
+@_entrypoint
+def unireplknet_xl(pretrained: bool = False, **kwargs) -> nn.Module:
+    return _build("unireplknet_xl", pretrained, **kwargs)
+
+
+def register() -> list[str]:
+    """Register the nine entrypoints with timm (no-op without timm); returns the names registered now."""
+    if timm is None:
+        return []
     done = []
-    for name in list_models():
+    for fn in ENTRYPOINTS:
+        name = fn.__name__
         if is_model(name):
             owner = getattr(model_entrypoint(name), "__module__", "?")
             if owner != __name__:
                 warnings.warn(f"timm already has a model {name!r} (from {owner}); unirep_lite leaves it as it is",
                               stacklevel=2)
             continue
-        register_model(_entrypoint(name))
+        register_model(fn)
         done.append(name)
-    for name in list_models():  # module attributes too: unirep_lite.timm_models.unireplknet_a(...)
-        fn = model_entrypoint(name)
-        if fn.__module__ == __name__:
-            globals()[name] = fn
     return done

@@ -1,8 +1,8 @@
 """A depthwise KxK convolution for CUDA in Triton: stride 1, 'same' padding, any dilation.
 
 Why: cuDNN's depthwise kernels are slow at large kernels. A CUDA profile of deploy UniRepLKNet-A
-(batch 128, 224 x 224) spends 64% of its GPU time in cuDNN's `conv2d_grouped_direct_kernel`
-(issue 18); the paper's speed claim rests on a dedicated large-kernel implementation.
+(batch 128, 224 x 224) spends 64% of its GPU time in cuDNN's `conv2d_grouped_direct_kernel`;
+the paper's speed claim rests on a dedicated large-kernel implementation.
 
 What: three jobs, one kernel each, all accumulating in float32:
   * forward       y[b, c, p] = bias[c] + sum_u w[c, u] * x[b, c, p + r*u - pad]
@@ -17,15 +17,15 @@ Inputs float32 / bfloat16 / float16; outputs and gradients in the dtype of the i
 
 `use_triton(x, weight, dilation)` says whether to use it for a call: only on CUDA tensors with Triton
 importable, and only where a one-time measurement per shape found it faster than cuDNN (or where
-the environment variable UNIREP_DWCONV=triton|torch|auto forces the choice). `unirep_lite.dwconv`
-is the one place that asks it. Triton is optional: without it this module imports and
+the environment variable UNIREP_DWCONV=triton|torch|auto forces the choice, see `env`).
+`unirep_lite.dwconv` is the one place that asks it; `python -m unirep_lite.bench dwconv` times the
+kernels against cuDNN. Triton is optional: without it this module imports and
 `available()` is False. With TRITON_INTERPRET=1 the kernels run on CPU tensors in Triton's
 interpreter (slowly), which is how the tests check them without a GPU.
 """
 from __future__ import annotations
 
 import functools
-import os
 import time
 from types import SimpleNamespace
 
@@ -33,13 +33,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import env
+
 try:
     import triton
     import triton.language as tl
 except ImportError:  # CPU-only wheels, macOS, ...: everything falls back to F.conv2d
     triton = tl = None
 
-ENV = "UNIREP_DWCONV"  # triton | torch | auto (default)
 MAX_K = 31
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -52,7 +53,7 @@ def available() -> bool:
 def interpreting() -> bool:
     """Triton's interpreter (TRITON_INTERPRET=1): kernels run on CPU tensors, for tests. The variable must
     be set before Triton is imported (its own jit'd helpers, tl.sum, tl.cdiv, are built at import)."""
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+    return env.triton_interpret()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -306,10 +307,7 @@ _forced: str | None = None  # set by `forced()`; a global, so torch.compile guar
 
 def mode() -> str:
     """"auto" (default), "triton" or "torch": `forced()`'s choice, else the UNIREP_DWCONV environment variable."""
-    value = _forced or os.environ.get(ENV, "auto").strip().lower() or "auto"
-    if value not in ("auto", "triton", "torch"):
-        raise ValueError(f"{ENV} must be one of auto, triton, torch; got {value!r}")
-    return value
+    return _forced or env.dwconv_choice()
 
 
 def use_triton(x: Tensor, weight: Tensor, dilation: int = 1) -> bool:
@@ -383,8 +381,8 @@ class forced:
     """
 
     def __init__(self, choice: str):
-        if choice not in ("auto", "triton", "torch"):
-            raise ValueError(f"expected one of auto, triton, torch, got {choice!r}")
+        if choice not in env.DWCONV_CHOICES:
+            raise ValueError(f"choice must be one of {', '.join(env.DWCONV_CHOICES)}, got {choice!r}")
         self.choice = choice
 
     def __enter__(self):
@@ -394,46 +392,3 @@ class forced:
     def __exit__(self, *exc):
         global _forced
         _forced = self.before
-
-
-def main(argv=None) -> list[dict]:
-    """Time the Triton kernels against cuDNN at the depthwise-conv shapes of a UniRepLKNet (CUDA only).
-
-        python -m unirep_lite.triton_dwconv --model a --batch 128 --dtype float32
-    """
-    import argparse
-
-    from .model import VARIANTS, default_kernel_sizes
-    from .reparam import BRANCHES
-
-    p = argparse.ArgumentParser(prog="python -m unirep_lite.triton_dwconv", description=main.__doc__.split("\n")[0])
-    p.add_argument("--model", default="a", choices=sorted(VARIANTS))
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--res", type=int, default=224)
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--layout", default="cl", choices=["cl", "nchw"])
-    args = p.parse_args(argv)
-    if not (torch.cuda.is_available() and available()):
-        p.error("needs a CUDA device and Triton")
-    variant, dtype = VARIANTS[args.model], getattr(torch, args.dtype)
-    layout = torch.channels_last if args.layout == "cl" else torch.contiguous_format
-    shapes = []  # (C, size, k, dilation): each stage's distinct kernels, and the dilated branches of K
-    for stage, (dim, ks) in enumerate(zip(variant.dims, default_kernel_sizes(variant.depths))):
-        size = args.res // 4 // 2 ** stage
-        for K in sorted(set(ks)):
-            branches = zip(*BRANCHES[K]) if K in BRANCHES else []
-            shapes += [(dim, size, K, 1)] + [(dim, size, k, r) for k, r in branches]
-    rows = []
-    print(f"{'C':>4} {'HxW':>7} {'k':>3} {'r':>2} | {'fwd triton':>10} {'cuDNN':>8} | {'fwd+bwd triton':>14} {'cuDNN':>8}  ms")
-    for C, size, k, r in shapes:
-        x = torch.randn(args.batch, C, size, size, device="cuda", dtype=dtype).contiguous(memory_format=layout)
-        w = torch.randn(C, 1, k, k, device="cuda", dtype=dtype)
-        fwd, both = measure(x, w, r, grad=False), measure(x, w, r, grad=True)
-        rows.append(dict(C=C, size=size, k=k, dilation=r, fwd=fwd, fwd_bwd=both))
-        print(f"{C:>4} {size:>3}x{size:<3} {k:>3} {r:>2} | {fwd['triton'] * 1e3:>10.3f} {fwd['torch'] * 1e3:>8.3f} | "
-              f"{both['triton'] * 1e3:>14.3f} {both['torch'] * 1e3:>8.3f}")
-    return rows
-
-
-if __name__ == "__main__":
-    main()
