@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 import unirep_lite
 from unirep_lite.checkpoint import read_checkpoint, state_dict_digest
-from unirep_lite.train import TrainConfig, _deploy, evaluate, fit
+from unirep_lite.train import TrainConfig, check_deploy, evaluate, fit
 
 CPU = {"device": "cpu", "progress": False}
 
@@ -91,7 +91,7 @@ def test_nan_model_is_refused_and_never_passes_the_deploy_check(one_thread):
         fit(model, data, config=TrainConfig(epochs=1, batch_size=4, **CPU))
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*data), batch_size=4)
     with pytest.raises(RuntimeError, match="does not reproduce.*'max_abs_diff': nan"):
-        _deploy(model.eval(), unirep_lite.reparameterize, loader, "classification", torch.device("cpu"))
+        check_deploy(model.eval(), unirep_lite.reparameterize, loader, "classification", torch.device("cpu"))
 
 
 def test_evaluate_flags_nan_outputs(one_thread):

@@ -11,6 +11,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import unirep_lite
 from unirep_lite import train
+from unirep_lite.checkpoint import atomic_save
+from unirep_lite.train import step as train_step_module
 from unirep_lite.reparam import fuse_bn
 from unirep_lite.train import TrainConfig, evaluate, fit, lr_at, regression_metrics
 
@@ -213,16 +215,16 @@ def test_checkpoint_loads_into_a_fresh_model(tmp_path):
 
 def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path, monkeypatch):
     path = tmp_path / "ckpt.pt"
-    train.atomic_save({"v": torch.ones(3)}, path)
+    atomic_save({"v": torch.ones(3)}, path)
     assert torch.load(path)["v"].sum() == 3
 
     def broken_save(obj, f):
         f.write(b"half a checkpoint")
         raise OSError("disk full")
 
-    monkeypatch.setattr(train.torch, "save", broken_save)
+    monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        train.atomic_save({"v": torch.zeros(3)}, path)
+        atomic_save({"v": torch.zeros(3)}, path)
     monkeypatch.undo()
     assert torch.load(path)["v"].sum() == 3  # the previous checkpoint is intact
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left behind
@@ -312,7 +314,7 @@ def test_deploy_check_without_validation_data_uses_the_shuffled_training_data():
 def test_the_mixed_precision_path_runs_with_cpu_autocast(dtype, monkeypatch):
     """fit uses autocast only on CUDA; forcing it on the CPU exercises the same code (and fp16's
     GradScaler) where CI can run it."""
-    monkeypatch.setattr(train, "_amp_dtype", lambda mode, device: dtype)
+    monkeypatch.setattr(train_step_module, "autocast_dtype", lambda mode, device: dtype)
     x, y = blobs(320)
     res = fit(mlp(), (x[:256], y[:256]), (x[256:], y[256:]), TrainConfig(epochs=3, batch_size=32, lr=1e-2, **CPU))
     assert all(math.isfinite(v) for v in res.history.step_loss) and res.history.val_metric[-1] >= 0.9
