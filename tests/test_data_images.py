@@ -81,66 +81,24 @@ def test_image_folder_missing_or_empty_shows_layout(tmp_path):
         images.image_folder(tmp_path / "empty")
 
 
+def test_image_folder_corrupt_image(tmp_path):
+    for c in ("cat", "dog"):
+        (tmp_path / c).mkdir()
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / c / "ok.png")
+    (tmp_path / "dog" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    ds = images.image_folder(tmp_path)
+    bad = [i for i, (p, _) in enumerate(ds.samples) if p.endswith("bad.png")][0]
+    with pytest.raises(ValueError, match=r"bad.png: not a readable image \(UnidentifiedImageError"):
+        ds[bad]
+    with pytest.warns(UserWarning, match="skipped 1 unreadable file"):
+        ds = images.image_folder(tmp_path, on_error="skip")
+    assert len(ds) == 2 and len(ds.targets) == 2 and "bad.png" in ds.skipped[0]
+    assert ds[1][0].shape == (3, 8, 8)
+    with pytest.raises(ValueError, match="on_error must be 'raise' or 'skip'"):
+        images.image_folder(tmp_path, on_error="ignore")
+
+
 # ---------------------------------------------------------------- CIFAR python batches
-
-def _write_cifar10(root, per_batch=4):
-    """Tiny batches in CIFAR-10's own format: pickled dicts, rows of 3072 bytes (R, G, B planes)."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    batches = {}
-    for name in names:
-        batch = {"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                 "labels": [int(v) for v in rng.integers(0, 10, per_batch)]}
-        batches[name] = batch
-        with open(folder / name, "wb") as f:
-            pickle.dump(batch, f)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
-    return batches
-
-
-def test_cifar_reads_python_batches(tmp_path):
-    batches = _write_cifar10(tmp_path)
-    train = images.cifar(tmp_path, train=True)
-    test = images.cifar(tmp_path / "cifar-10-batches-py", train=False)  # the batches folder works too
-    assert len(train) == 20 and len(test) == 4
-    assert train.classes[3] == "class3"
-    x, y = test[1]
-    row = batches["test_batch"]["data"][1]
-    assert x.shape == (3, 32, 32) and y == batches["test_batch"]["labels"][1]
-    assert torch.allclose(x, torch.from_numpy(row.reshape(3, 32, 32).astype(np.float32) / 255))
-
-
-def test_cifar_missing_and_corrupt(tmp_path):
-    with pytest.raises(FileNotFoundError, match="data_batch_1 ... data_batch_5"):
-        images.cifar(tmp_path)
-    _write_cifar10(tmp_path)
-    (tmp_path / "cifar-10-batches-py" / "data_batch_2").write_bytes(b"not a pickle")
-    with pytest.raises(ValueError, match="malformed CIFAR batch"):
-        images.cifar(tmp_path)
-
-
-# ---------------------------------------------------------------- the data CLI
-
-def test_cli_build_list_verify(tmp_path, monkeypatch, capsys):
-    from unirep_lite.data.__main__ import main
-
-    monkeypatch.setenv("UNIREP_DATA", str(tmp_path))
-    assert main(["build", "digits", "--fast"]) == 0
-    assert f"digits: {tmp_path / 'digits'}" in capsys.readouterr().out
-    assert main(["list"]) == 0
-    listing = capsys.readouterr().out
-    assert "digits   digits" in listing and "speech   not built" in listing
-    assert main(["verify", "digits"]) == 0 and "digits: ok" in capsys.readouterr().out
-    np.save(tmp_path / "digits" / "test_labels.npy", np.zeros(3, np.int64))  # tampered with
-    assert main(["verify"]) == 1 and "test_labels.npy" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="unknown dataset"):
-        main(["build", "imagenet"])
-
-
-# ----------------------------------------------------------------------------- CIFAR batches run no code
 
 def _cifar_folder(root, protocol=pickle.DEFAULT_PROTOCOL, per_batch=3):
     folder = root / "cifar-10-batches-py"
@@ -155,6 +113,27 @@ def _cifar_folder(root, protocol=pickle.DEFAULT_PROTOCOL, per_batch=3):
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{i}" for i in range(10)]},
                                                        protocol=protocol))
     return folder, batches
+
+
+def test_cifar_reads_python_batches(tmp_path):
+    _, batches = _cifar_folder(tmp_path, per_batch=4)
+    train = images.cifar(tmp_path, train=True)
+    test = images.cifar(tmp_path / "cifar-10-batches-py", train=False)  # the batches folder works too
+    assert len(train) == 20 and len(test) == 4
+    assert train.classes[3] == "c3"
+    x, y = test[1]
+    row = batches["test_batch"]["data"][1]
+    assert x.shape == (3, 32, 32) and y == batches["test_batch"]["labels"][1]
+    assert torch.allclose(x, torch.from_numpy(row.reshape(3, 32, 32).astype(np.float32) / 255))
+
+
+def test_cifar_missing_and_corrupt(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data_batch_1 ... data_batch_5"):
+        images.cifar(tmp_path)
+    _cifar_folder(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_2").write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="malformed CIFAR batch"):
+        images.cifar(tmp_path)
 
 
 class _RunsCode:
@@ -197,18 +176,19 @@ def test_cifar_wrong_contents_named(tmp_path):
         images.cifar(tmp_path, train=False)
 
 
-def test_image_folder_corrupt_image(tmp_path):
-    for c in ("cat", "dog"):
-        (tmp_path / c).mkdir()
-        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / c / "ok.png")
-    (tmp_path / "dog" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    ds = images.image_folder(tmp_path)
-    bad = [i for i, (p, _) in enumerate(ds.samples) if p.endswith("bad.png")][0]
-    with pytest.raises(ValueError, match=r"bad.png: not a readable image \(UnidentifiedImageError"):
-        ds[bad]
-    with pytest.warns(UserWarning, match="skipped 1 unreadable file"):
-        ds = images.image_folder(tmp_path, on_error="skip")
-    assert len(ds) == 2 and len(ds.targets) == 2 and "bad.png" in ds.skipped[0]
-    assert ds[1][0].shape == (3, 8, 8)
-    with pytest.raises(ValueError, match="on_error must be 'raise' or 'skip'"):
-        images.image_folder(tmp_path, on_error="ignore")
+# ---------------------------------------------------------------- the data CLI
+
+def test_cli_build_list_verify(tmp_path, monkeypatch, capsys):
+    from unirep_lite.data.__main__ import main
+
+    monkeypatch.setenv("UNIREP_DATA", str(tmp_path))
+    assert main(["build", "digits", "--fast"]) == 0
+    assert f"digits: {tmp_path / 'digits'}" in capsys.readouterr().out
+    assert main(["list"]) == 0
+    listing = capsys.readouterr().out
+    assert "digits   digits" in listing and "speech   not built" in listing
+    assert main(["verify", "digits"]) == 0 and "digits: ok" in capsys.readouterr().out
+    np.save(tmp_path / "digits" / "test_labels.npy", np.zeros(3, np.int64))  # tampered with
+    assert main(["verify"]) == 1 and "test_labels.npy" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="unknown dataset"):
+        main(["build", "imagenet"])
