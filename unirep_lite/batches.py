@@ -1,14 +1,12 @@
-"""How training and evaluation data become batches: tensors on the device, or a DataLoader.
+"""How training and evaluation data become batches: `make_batches` gives `TensorBatches` (tensors
+kept on the training device, batched by indexing) where the samples are fixed tensors that fit
+there, else a DataLoader (`make_loader`). `fit` and `evaluate` take every batch through here.
 
-`make_batches` is the one entry point: `TensorBatches` where the samples are fixed tensors that fit on
-the device, else `make_loader`'s DataLoader.
-
-Tensors that live on the training device are the GPU-shaped input pipeline.
-
-A DataLoader spends Python on every sample (indexing, collating), copies each batch to the GPU and,
-with workers, starts processes. The course's datasets all fit in a GPU's memory (the largest,
-speech, is 255 MB as int16), so `fit` stacks each split once, moves it to the training device and
-forms a batch by indexing: one gather per batch, no per-sample Python, no workers. Augmentation is
+Why tensors on the device: a DataLoader spends Python on every sample (indexing, collating),
+copies each batch to the GPU and, with workers, starts processes. The course's datasets all fit in
+a GPU's memory (the largest, speech, is 255 MB as int16), so `fit` stacks each split once, moves it
+to the training device and forms a batch by indexing: one gather per batch, no per-sample Python,
+no workers. Augmentation is
 batched on the device too (SpecAugment inside the audio front-end, mixup in `fit`).
 
 Each epoch's order is `torch.randperm` from a generator seeded with (seed, epoch) only, so a resumed
