@@ -13,7 +13,6 @@ import torch
 
 from .erf import THRESHOLDS
 from .reparam import dilated_to_sparse, fuse_bn, pad_to
-from .train.history import plot_history  # noqa: F401  (re-exported: the history figure lives beside History)
 
 
 # ------------------------------------------------------------------------------------ style
