@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from unirep_lite.batches import TensorBatches, as_tensors, device_batches
-from unirep_lite.train import TrainConfig, fit, make_loader, _reseed_loader
+from unirep_lite.batches import TensorBatches, as_tensors, device_batches, make_loader, reseed_loader
+from unirep_lite.train import TrainConfig, fit
 
 CPU = dict(device="cpu", progress=False)
 
@@ -30,7 +30,7 @@ def test_same_batches_as_the_dataloader_in_every_epoch(shuffle, drop_last):
     assert len(ours) == len(theirs)
     for epoch in range(3):
         ours.set_epoch(epoch)
-        _reseed_loader(theirs, 3, epoch)
+        reseed_loader(theirs, 3, epoch)
         for (xa, ya), (xb, yb) in zip(ours, theirs, strict=True):
             assert torch.equal(xa, xb) and torch.equal(ya, yb)
 

@@ -1,9 +1,9 @@
-"""What every dataset module shares (unirep_lite.data): the split check and the .npy loader."""
+"""What every dataset module shares (unirep_lite.data.common): the split check and the .npy loader."""
 import numpy as np
 import pytest
 
 from unirep_lite import data
-from unirep_lite.data import check_split, load_npy
+from unirep_lite.data.common import check_split, load_npy
 
 
 def test_check_split_names_the_valid_splits():

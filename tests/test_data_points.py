@@ -1,5 +1,6 @@
 """Point clouds: the offline shapes set, the ModelNet40 loader on fixture .off files, the 3-view front-end."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -167,3 +168,16 @@ def test_projection_feeds_the_backbone():
     for bad in (torch.zeros(100, 3), torch.zeros(2, 100, 2)):
         with pytest.raises(ValueError, match=r"\(B, P, 3\)"):
             frontend(bad)
+
+
+def test_modelnet_file_name_not_utf8(tmp_path):
+    folder = tmp_path / "chair" / "train"
+    folder.mkdir(parents=True)
+    name = os.path.join(os.fsencode(folder), b"chair_\xff\xfe.off")
+    try:
+        with open(name, "wb") as f:
+            f.write(b"OFF\n4 2 0\n0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 1 2\n3 0 1 3\n")
+    except OSError:
+        pytest.skip("this file system does not allow file names that are not UTF-8")
+    ds = points.ModelNet40(tmp_path, "train", num_points=64)
+    assert ds[0][0].shape == (64, 3)

@@ -201,3 +201,14 @@ def test_corrupt_cached_array_named(tmp_path):
         (tmp_path / name).write_bytes(b"\x93NUMPY truncated")
     with pytest.raises(ValueError, match="val_clips.npy: not a readable .npy file.*build --force"):
         video.SyntheticActions(tmp_path, "val")
+
+
+def test_video_folder_listed_but_missing_file(tmp_path, write_mp4):
+    write_mp4(tmp_path / "Walk" / "a.mp4", 4, size=(16, 16), level=lambda i: 20 * i)
+    (tmp_path / "labels.txt").write_text("Walk\n")
+    (tmp_path / "split.txt").write_text("Walk/a.mp4\nWalk/gone.mp4\n")
+    with pytest.raises(FileNotFoundError, match=r"1 video\(s\) listed in .*split.txt do not exist.*gone.mp4"):
+        video.VideoFolder(tmp_path, split_file=tmp_path / "split.txt")
+    with pytest.warns(UserWarning, match="gone.mp4"):
+        ds = video.VideoFolder(tmp_path, split_file=tmp_path / "split.txt", num_frames=2, on_error="skip")
+    assert len(ds) == 1 and "gone.mp4" in ds.skipped[0] and ds[0][0].shape == (2, 3, 16, 16)

@@ -172,3 +172,17 @@ def test_forecaster_shapes_gradients_and_level_equivariance():
         head(torch.randn(7, 64))
     with pytest.raises(ValueError, match=r"\(B, L=48, D=8\)"):
         model(torch.randn(2, 48))
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"stride": 0}, "stride must be an integer >= 1"),
+    ({"horizon": -5}, "horizon must be an integer >= 1"),
+    ({"input_len": 0}, "input_len must be an integer >= 1"),
+    ({"stride": 1.5}, "stride must be an integer >= 1"),
+    ({"gap": -1}, "gap must be an integer >= 0"),
+])
+def test_station_windows_bad_sizes(kw, message):
+    array = np.zeros((600, 2, 1), np.float32)
+    with pytest.raises(ValueError, match=message):
+        weather.StationWindows(array, "train", **{"input_len": 48, "horizon": 24, **kw},
+                               feature_names=["temperature"])

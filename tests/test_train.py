@@ -7,12 +7,15 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import unirep_lite
 from unirep_lite import train
+from unirep_lite.checkpoint import atomic_save, read_checkpoint, state_dict_digest
 from unirep_lite.reparam import fuse_bn
-from unirep_lite.train import TrainConfig, evaluate, fit, lr_at, regression_metrics
+from unirep_lite.train import (TrainConfig, check_deploy, evaluate, fit, lr_at, make_batches, prepare,
+                               regression_metrics, train_step)
+from unirep_lite.train import step as step_module
 
 CPU = dict(device="cpu", progress=False)
 
@@ -74,6 +77,28 @@ def images(n=96, seed=0):
     return torch.randn(n, 1, 8, 8, generator=g) + y.view(-1, 1, 1, 1).float(), y
 
 
+def snapshot(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def all_finite(model):
+    return all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
+
+
+class Exploding(Dataset):
+    """Fails the test if fit reads a sample: for checks that must happen before any work."""
+
+    def __len__(self):
+        return 40
+
+    def __getitem__(self, i):
+        raise AssertionError("training started before the configuration was checked")
+
+
 # ----------------------------------------------------------------------------- schedule
 
 def test_schedule_warms_up_linearly_then_follows_a_cosine():
@@ -96,6 +121,24 @@ def test_fit_follows_the_schedule_step_by_step():
     assert len(h.step_lr) == total
     expected = [lr_at(s, total, round(0.25 * total), 1e-2, 1e-4) for s in range(total)]
     assert np.allclose(h.step_lr, expected)
+
+
+def test_train_step_is_the_step_fit_takes():
+    """prepare + train_step on fit's one batch: the same loss and update as fit (mixup included)."""
+    x, y = blobs(64)
+    cfg = TrainConfig(epochs=1, batch_size=64, lr=1e-2, warmup_fraction=0, mixup_alpha=0.2,
+                      reparameterize=False, **CPU)
+    fitted = fit(mlp(), (x, y), config=cfg)
+    model = mlp()
+    unirep_lite.env.seed_everything(cfg.seed)  # fit seeds before its step; mixup draws from NumPy
+    state = prepare(model, cfg, total_steps=1, device="cpu")
+    model.train()
+    xb, yb = next(iter(make_batches((x, y), 64, torch.device("cpu"), shuffle=True, seed=cfg.seed)))  # fit's batch
+    loss = train_step(model, xb, yb, state)
+    assert loss == pytest.approx(fitted.history.step_loss[0], rel=1e-5)
+    assert state.lr == pytest.approx(fitted.history.lr[-1])
+    for a, b in zip(model.parameters(), fitted.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- learning
@@ -213,19 +256,68 @@ def test_checkpoint_loads_into_a_fresh_model(tmp_path):
 
 def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path, monkeypatch):
     path = tmp_path / "ckpt.pt"
-    train.atomic_save({"v": torch.ones(3)}, path)
+    atomic_save({"v": torch.ones(3)}, path)
     assert torch.load(path)["v"].sum() == 3
 
     def broken_save(obj, f):
         f.write(b"half a checkpoint")
         raise OSError("disk full")
 
-    monkeypatch.setattr(train.torch, "save", broken_save)
+    monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        train.atomic_save({"v": torch.zeros(3)}, path)
+        atomic_save({"v": torch.zeros(3)}, path)
     monkeypatch.undo()
     assert torch.load(path)["v"].sum() == 3  # the previous checkpoint is intact
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left behind
+
+
+def test_existing_checkpoint_needs_resume_or_overwrite(tmp_path):
+    x, y = blobs(40)
+    cfg = TrainConfig(epochs=2, batch_size=8, checkpoint_path=str(tmp_path / "run.pt"), reparameterize=False, **CPU)
+    fit(mlp(), (x, y), config=cfg)
+    saved = read_checkpoint(tmp_path / "run.pt")["epoch"]
+    with pytest.raises(FileExistsError, match="run.pt already exists.*resume_from=.*overwrite=True"):
+        fit(mlp(), (x, y), config=dataclasses.replace(cfg, epochs=1))
+    assert read_checkpoint(tmp_path / "run.pt")["epoch"] == saved == 2
+    fit(mlp(), (x, y), config=dataclasses.replace(cfg, overwrite=True), stop_after=1)
+    assert read_checkpoint(tmp_path / "run.pt")["epoch"] == 1
+    fit(mlp(), (x, y), config=cfg, resume_from=tmp_path / "run.pt")  # continuing the run is fine
+    assert read_checkpoint(tmp_path / "run.pt")["epoch"] == 2
+
+
+def test_output_paths_checked_before_training(tmp_path):
+    (tmp_path / "file").write_text("a regular file")
+    for field in ("checkpoint_path", "deploy_path"):
+        cfg = TrainConfig(epochs=1, **{field: str(tmp_path / "file" / "run.pt")}, **CPU)
+        with pytest.raises(ValueError, match=f"config.{field} .*file is a file, not a folder"):
+            fit(mlp(), Exploding(), config=cfg)
+    (tmp_path / "folder.pt").mkdir()
+    with pytest.raises(ValueError, match="is a folder; expected the path of a file"):
+        fit(mlp(), Exploding(), config=TrainConfig(epochs=1, checkpoint_path=str(tmp_path / "folder.pt"), **CPU))
+
+
+def _small(dims=(8, 16, 24, 32), num_classes=3, deploy=False):
+    return unirep_lite.create_model("unireplknet_a", num_classes=num_classes, in_chans=1, depths=(1, 1, 1, 1),
+                                    dims=dims, lk_size=7, deploy=deploy)
+
+
+def test_saved_weights_carry_a_checksum(tmp_path):
+    x, y = torch.randn(8, 1, 32, 32), torch.arange(8) % 3
+    cfg = TrainConfig(epochs=1, batch_size=4, checkpoint_path=str(tmp_path / "run.pt"), **CPU)
+    fit(_small(), (x, y), config=cfg)
+    for name in ("run.pt", "run.deploy.pt"):
+        ckpt = torch.load(tmp_path / name, weights_only=True)
+        assert ckpt["model_sha256"] == state_dict_digest(ckpt["model"])
+        ckpt["model"]["head.bias"][0] += 1e-3  # a flipped bit's worth of damage, the checksum kept
+        torch.save(ckpt, tmp_path / f"bad-{name}")
+    with pytest.raises(ValueError, match="bad-run.deploy.pt: the weights do not match the checksum"):
+        unirep_lite.load_checkpoint(_small(deploy=True), tmp_path / "bad-run.deploy.pt")
+    with pytest.raises(ValueError, match="bad-run.pt: the weights do not match the checksum"):
+        unirep_lite.load_checkpoint(_small(), tmp_path / "bad-run.pt")
+    with pytest.raises(ValueError, match="the weights do not match the checksum"):
+        fit(_small(), (x, y), config=dataclasses.replace(cfg, checkpoint_path=str(tmp_path / "bad-run.pt")),
+            resume_from=tmp_path / "bad-run.pt")
+    unirep_lite.load_checkpoint(_small(), tmp_path / "run.pt")  # the intact file loads
 
 
 # ----------------------------------------------------------------------------- deploy
@@ -269,16 +361,52 @@ def test_a_frontend_plus_unireplknet_is_reparameterized_by_default():
     assert sum(isinstance(m, nn.BatchNorm2d) for m in res.deploy_model.modules()) == 1  # only the front-end's
 
 
+# ----------------------------------------------------------------------------- non-finite runs
+
+def test_nan_input_stops_before_the_update_and_keeps_the_model():
+    x, y = blobs(40)
+    x[:] = float("nan")  # the first step's loss is NaN
+    model = mlp()
+    before = snapshot(model)
+    with pytest.raises(FloatingPointError, match="loss became nan at step 1 .*step was not applied"):
+        fit(model, (x, y), config=TrainConfig(epochs=1, batch_size=8, **CPU))
+    assert same(before, snapshot(model))  # weights and BatchNorm statistics both untouched
+
+
+def test_huge_lr_stops_with_a_usable_model():
+    x, y = blobs(40)
+    model = mlp()
+    with pytest.raises(FloatingPointError, match="step was not applied.*last good step"):
+        fit(model, (x, y), config=TrainConfig(epochs=20, batch_size=8, lr=1e30, grad_clip=None,
+                                              warmup_fraction=0, weight_decay=0, **CPU))
+    assert all_finite(model)
+
+
+def test_nan_model_is_refused_and_never_passes_the_deploy_check():
+    x, y = blobs(40)
+    model = unirep_lite.create_model("unireplknet_a", num_classes=3, in_chans=1, depths=(1, 1, 1, 1),
+                                     dims=(8, 16, 24, 32), lk_size=7)
+    with torch.no_grad():
+        model.head.weight[0, 0] = float("nan")
+    data = (torch.randn(8, 1, 32, 32), torch.arange(8) % 3)
+    with pytest.raises(FloatingPointError, match="NaN/inf values before training: head.weight"):
+        fit(model, data, config=TrainConfig(epochs=1, batch_size=4, **CPU))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*data), batch_size=4)
+    with pytest.raises(RuntimeError, match="does not reproduce.*'max_abs_diff': nan"):
+        check_deploy(model.eval(), unirep_lite.reparameterize, loader, "classification", torch.device("cpu"))
+
+
+def test_evaluate_flags_nan_outputs():
+    x, y = blobs(12)
+    model = mlp().eval()
+    with torch.no_grad():
+        model[-1].bias[1] = float("nan")
+    with pytest.warns(RuntimeWarning, match="12 of 12 samples got NaN/inf outputs"):
+        r = evaluate(model, (x, y), device="cpu")
+    assert math.isnan(r["loss"]) and math.isnan(r["accuracy"]) and r["nonfinite"] == 12
+
+
 # ----------------------------------------------------------------------------- bad input, history
-
-@pytest.mark.parametrize("bad", [dict(epochs=0), dict(task="segmentation"), dict(amp="fp8"),
-                                 dict(lr=1e-3, min_lr=1e-2), dict(label_smoothing=1.0),
-                                 dict(warmup_fraction=1.0), dict(grad_clip=0.0),
-                                 dict(task="regression", mixup_alpha=0.2)])
-def test_bad_config_is_refused(bad):
-    with pytest.raises(ValueError):
-        TrainConfig(**bad)
-
 
 def test_bad_data_is_refused():
     with pytest.raises(ValueError, match="expected a DataLoader, a Dataset"):
@@ -287,6 +415,21 @@ def test_bad_data_is_refused():
         fit(mlp(), (torch.randn(10, 4), torch.zeros(9, dtype=torch.long)), config=TrainConfig(**CPU))
     with pytest.raises(ValueError, match="stop_after"):
         fit(mlp(), blobs(), config=TrainConfig(**CPU), stop_after=0)
+
+
+def test_bad_training_data_gets_our_errors():
+    x, y = blobs(40)
+    cfg = TrainConfig(epochs=1, batch_size=8, **CPU)
+    with pytest.raises(ValueError, match="the training data is empty"):
+        fit(mlp(), (x[:0], y[:0]), config=cfg)
+    with pytest.raises(ValueError, match="a training batch of 1 sample .*BatchNorm in training needs at least 2"):
+        fit(mlp(), (x[:1], y[:1]), config=cfg)
+    with pytest.raises(ValueError, match="the validation data is empty"):
+        fit(mlp(), (x, y), (x[:0], y[:0]), config=cfg)
+    with pytest.raises(ValueError, match=r"class labels must be in \[0, 3\).*-100 'ignore' labels"):
+        fit(mlp(), (x, torch.full_like(y, -100)), config=cfg)
+    with pytest.raises(ValueError, match=r"class labels must be in \[0, 3\).*from 1 to 7"):
+        fit(mlp(), (x, y * 3 + 1), config=cfg)
 
 
 def test_history_round_trips_and_plots():
@@ -312,7 +455,7 @@ def test_deploy_check_without_validation_data_uses_the_shuffled_training_data():
 def test_the_mixed_precision_path_runs_with_cpu_autocast(dtype, monkeypatch):
     """fit uses autocast only on CUDA; forcing it on the CPU exercises the same code (and fp16's
     GradScaler) where CI can run it."""
-    monkeypatch.setattr(train, "_amp_dtype", lambda mode, device: dtype)
+    monkeypatch.setattr(step_module, "autocast_dtype", lambda mode, device: dtype)
     x, y = blobs(320)
     res = fit(mlp(), (x[:256], y[:256]), (x[256:], y[256:]), TrainConfig(epochs=3, batch_size=32, lr=1e-2, **CPU))
     assert all(math.isfinite(v) for v in res.history.step_loss) and res.history.val_metric[-1] >= 0.9

@@ -1,9 +1,12 @@
-"""Batches from tensors that live on the training device: the GPU-shaped input pipeline.
+"""How training and evaluation data become batches: `make_batches` gives `TensorBatches` (tensors
+kept on the training device, batched by indexing) where the samples are fixed tensors that fit
+there, else a DataLoader (`make_loader`). `fit` and `evaluate` take every batch through here.
 
-A DataLoader spends Python on every sample (indexing, collating), copies each batch to the GPU and,
-with workers, starts processes. The course's datasets all fit in a GPU's memory (the largest,
-speech, is 255 MB as int16), so `fit` stacks each split once, moves it to the training device and
-forms a batch by indexing: one gather per batch, no per-sample Python, no workers. Augmentation is
+Why tensors on the device: a DataLoader spends Python on every sample (indexing, collating),
+copies each batch to the GPU and, with workers, starts processes. The course's datasets all fit in
+a GPU's memory (the largest, speech, is 255 MB as int16), so `fit` stacks each split once, moves it
+to the training device and forms a batch by indexing: one gather per batch, no per-sample Python,
+no workers. Augmentation is
 batched on the device too (SpecAugment inside the audio front-end, mixup in `fit`).
 
 Each epoch's order is `torch.randperm` from a generator seeded with (seed, epoch) only, so a resumed
@@ -16,10 +19,13 @@ DataLoader, a Dataset that may draw random augmentations per sample) keeps the D
 from __future__ import annotations
 
 import os
+import random
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 # Share of the device's free memory (of the machine's RAM on a CPU) one split may take on the device.
 MEMORY_SHARE = 0.25
@@ -90,7 +96,7 @@ class TensorBatches:
         if not self.shuffle:
             return torch.arange(n)
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        # The same order as fit's DataLoader path (`train._reseed_loader` seeds its generator alike): a
+        # The same order as fit's DataLoader path (`reseed_loader` seeds its generator alike): a
         # DataLoader draws one int64 (its workers' base seed) before its sampler's randperm. So both
         # paths train identically (tests/test_batches.py), and runs measured before repeat.
         torch.empty((), dtype=torch.int64).random_(generator=g)
@@ -113,3 +119,98 @@ def device_batches(data, batch_size: int, device: torch.device, *, shuffle: bool
     if not fits_on(device, x.element_size() * x.nelement() + y.element_size() * y.nelement()):
         return None
     return TensorBatches(x, y, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, device=device)
+
+
+# ----------------------------------------------------------------------------- any data
+
+def _seed_worker(worker_id: int) -> None:
+    # Each DataLoader worker gets a distinct torch seed from the loader's generator; give
+    # NumPy and Python the same one so augmentations in workers repeat too.
+    s = torch.initial_seed() % 2**32
+    np.random.seed(s)
+    random.seed(s)
+
+
+def make_batches(data, batch_size: int, device: torch.device, *, shuffle: bool = False, seed: int = 0,
+                 num_workers: int = 0, drop_last: bool = False, on_device: bool = True, what: str = "data"):
+    """Batches of `data` for `device`: `TensorBatches` where the samples are fixed tensors that fit on
+    the device (and `on_device`), else a DataLoader (`make_loader`)."""
+    if isinstance(data, (DataLoader, TensorBatches)):
+        return data
+    found = device_batches(data, batch_size, device, shuffle=shuffle, seed=seed, drop_last=drop_last) \
+        if on_device else None
+    if found is not None and found.dataset_size == 0:
+        raise ValueError(f"the {what} is empty (no samples)")
+    return found or make_loader(data, batch_size, shuffle, seed=seed, num_workers=num_workers,
+                                drop_last=drop_last, what=what)
+
+
+def make_loader(data, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0,
+                drop_last: bool = False, what: str = "data") -> DataLoader:
+    """A DataLoader from a DataLoader (returned as is), a Dataset, or a tuple (inputs, targets) of tensors."""
+    if isinstance(data, DataLoader):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
+        if len(data[0]) != len(data[1]):
+            raise ValueError(f"inputs and targets must have the same length, got {len(data[0])} "
+                             f"and {len(data[1])}")
+        data = TensorDataset(*data)
+    if not isinstance(data, Dataset):
+        raise ValueError("expected a DataLoader, a Dataset, or a tuple (inputs, targets) of tensors, "
+                         f"got {type(data).__name__}")
+    if hasattr(data, "__len__") and len(data) == 0:
+        raise ValueError(f"the {what} is empty (a {type(data).__name__} of length 0)")
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                      num_workers=num_workers, worker_init_fn=_seed_worker, generator=generator,
+                      pin_memory=torch.cuda.is_available())
+
+
+def drop_ragged(data, batch_size: int) -> bool:
+    """Whether a loader built for training should drop its ragged last batch: yes when there are
+    full ones (a last batch of one sample breaks BatchNorm in training mode)."""
+    try:
+        return len(data[0] if isinstance(data, (tuple, list)) else data) > batch_size
+    except TypeError:
+        return False
+
+
+def reseed_loader(loader, seed: int, epoch: int) -> None:
+    """Make this epoch's shuffle depend on (seed, epoch) only, so a resumed run shuffles the same.
+
+    Loaders without a generator draw their shuffle seed from torch's global RNG, which the
+    checkpoint restores, so they repeat as well.
+    """
+    if isinstance(loader, TensorBatches):
+        loader.set_epoch(epoch)
+        return
+    gen = getattr(loader, "generator", None)
+    if isinstance(gen, torch.Generator):
+        gen.manual_seed(seed * 100_003 + epoch)
+
+
+# ----------------------------------------------------------------------------- one batch
+
+def split_batch(batch) -> tuple[Any, Tensor]:
+    """(inputs, targets) of a batch; a ValueError for anything but a pair."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise ValueError("every batch must be a pair (inputs, targets); got "
+                     f"{type(batch).__name__} of length {len(batch) if hasattr(batch, '__len__') else '?'}")
+
+
+def to_device(x, device: torch.device, channels_last: bool = False):
+    """Inputs (a tensor, or a tuple/list of them) on `device`; 4-D ones channels-last if asked."""
+    if isinstance(x, Tensor):
+        x = x.to(device, non_blocking=True)
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+    if isinstance(x, (tuple, list)):
+        return type(x)(to_device(t, device, channels_last) for t in x)
+    return x
+
+
+def batch_len(x) -> int:
+    """Number of samples in a batch's inputs (the first tensor's, for a tuple of them)."""
+    return len(x[0]) if isinstance(x, (tuple, list)) else len(x)

@@ -6,7 +6,6 @@ widgets and tests use the same code. Kernels are drawn with a diverging colour m
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
@@ -254,52 +253,3 @@ def plotly_erfs(erfs: Sequence, title: str | None = None, scale: str = "replknet
         title = "ERF, log10(x+1) scaled to [0, 1]" if scale == "replknet" else "ERF, decades below the peak"
     fig.update_layout(title=title, height=330, autosize=True, margin=dict(l=10, r=10, t=70, b=10))
     return fig
-
-
-
-# ------------------------------------------------------------------------------------ training
-
-def plot_history(history):
-    """A `train.History` as three panels: losses, the validation metric, the learning rate."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    h = history
-    # two rows, so the panels keep readable text in the book's ~7 inch column
-    fig, axes = plt.subplot_mosaic([["loss", "loss"], ["metric", "lr"]], figsize=(7, 5.4))
-    ax_loss, ax_metric, ax_lr = axes["loss"], axes["metric"], axes["lr"]
-    # Per-step curves share the epoch axis: step i (0-based) ends at epoch (i + 1) / steps per epoch.
-    steps_x = np.arange(1, len(h.step_loss) + 1) / (len(h.step_loss) / h.epoch[-1]) \
-        if h.step_loss and h.epoch else np.array([])
-    ax_loss.plot(steps_x, h.step_loss, color="tab:blue", alpha=0.3, lw=0.8, label="train (step)")
-    ax_loss.plot(h.epoch, h.train_loss, "o-", color="tab:blue", label="train (epoch mean)")
-    if _has_values(h.val_loss):
-        ax_loss.plot(h.epoch, h.val_loss, "o-", color="tab:orange", label="validation")
-    ax_loss.set(title="loss", xlabel="epoch")
-    ax_loss.legend(fontsize=9)
-    title = f"validation {h.metric_name}"
-    if _has_values(h.val_metric):
-        ax_metric.plot(h.epoch, h.val_metric, "o-", color="tab:green")
-        pick = np.nanargmax if h.metric_name == "accuracy" else np.nanargmin
-        best = int(pick(np.array(h.val_metric, dtype=float)))
-        title += f"\n(best {h.val_metric[best]:.3g} at epoch {h.epoch[best]})"  # two lines: clear of the lr panel
-    else:
-        ax_metric.text(0.5, 0.5, "no validation data", ha="center", va="center",
-                       transform=ax_metric.transAxes, color="gray")
-    ax_metric.set(title=title, xlabel="epoch")
-    if h.step_lr:
-        ax_lr.plot(steps_x[:len(h.step_lr)], h.step_lr, color="tab:purple")
-    ax_lr.set(title="learning rate\n(per step)", xlabel="epoch")
-    ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
-    for ax in (ax_loss, ax_metric, ax_lr):
-        ax.grid(alpha=0.3)
-        ax.set_xlim(left=0)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
-    fig.tight_layout()
-    return fig
-
-
-def _has_values(xs: list) -> bool:
-    return any(v is not None and not math.isnan(v) for v in xs)
-
-

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite.data import FixedSamples, SPLITS, cache, check_folder, check_split, drop_unreadable, load_npy
+from unirep_lite.data import cache
+from unirep_lite.data.common import FixedSamples, SPLITS, check_folder, check_split, drop_unreadable, load_npy
 from unirep_lite.env import progress_bar
 
 NAME = "speech"

@@ -32,7 +32,6 @@ from ..env import data_folder
 MANIFEST = "MANIFEST.json"
 RETIRED_GRACE_S = 600          # a replaced build lives this long after the swap, for readers still opening it
 STALE_BUILD_S = 24 * 3600      # an unfinished build whose owner cannot be checked is dropped after this
-LEGACY_STALE_S = 3600          # unfinished builds of the earlier layout (`.<name>-xxxxxxxx`)
 
 
 def data_root() -> Path:
@@ -69,11 +68,6 @@ def file_crc32(path: Path) -> int:
 
 def _files(folder: Path) -> list[Path]:
     return [p for p in sorted(Path(folder).rglob("*")) if p.is_file() and p.name != MANIFEST]
-
-
-def folder_digests(folder: Path) -> dict[str, str]:
-    """SHA-256 of every file below `folder` (manifest excluded), keyed by relative posix path."""
-    return {p.relative_to(folder).as_posix(): file_digest(p) for p in _files(folder)}
 
 
 def dataset_checksum(folder: Path) -> str:
@@ -121,27 +115,28 @@ def quick_check(folder: Path, manifest: dict | None = None) -> list[str]:
     """What is wrong with a build, cheaply: missing files, wrong sizes, CRC-32 mismatches ([] if none).
 
     A file is read once per process while its inode, size and modification time stay the same.
-    Manifests written before sizes and CRCs were recorded fall back to SHA-256.
     """
     folder = Path(folder)
     manifest = read_manifest(folder) if manifest is None else manifest
     sizes, crcs = manifest.get("sizes") or {}, manifest.get("crc32") or {}
     problems = []
-    for rel, digest in sorted(manifest["files"].items()):
+    for rel in sorted(manifest["files"]):
         path = folder / rel
         try:
             st = path.stat()
         except FileNotFoundError:
             problems.append(f"{rel} is missing")
             continue
-        if rel in sizes and st.st_size != sizes[rel]:
+        if rel not in sizes or rel not in crcs:
+            problems.append(f"{rel} has no size or CRC-32 in {MANIFEST}")
+            continue
+        if st.st_size != sizes[rel]:
             problems.append(f"{rel} has {st.st_size} bytes, expected {sizes[rel]}")
             continue
         key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
         if key in _CHECKED:
             continue
-        ok = file_crc32(path) == crcs[rel] if rel in crcs else file_digest(path) == digest
-        if ok:
+        if file_crc32(path) == crcs[rel]:
             _CHECKED.add(key)
         else:
             problems.append(f"{rel} does not match its checksum in {MANIFEST}")
@@ -184,13 +179,12 @@ def remove_stale(root: Path, name: str, now: float | None = None) -> list[Path]:
 
     Unfinished builds (no manifest) go once their process is gone, or after STALE_BUILD_S where that
     cannot be told; finished builds that the link no longer points to go RETIRED_GRACE_S after they
-    were replaced; `.<name>-xxxxxxxx` folders of the earlier cache layout after LEGACY_STALE_S.
+    were replaced, as do plain folders moved aside where there are no symlinks.
     """
     root = Path(root)
     now = time.time() if now is None else now
     current = _current(root / name)
     ours = re.compile(rf"^\.{re.escape(name)}\.(\d+)-[0-9a-f]+$")
-    legacy = re.compile(rf"^\.{re.escape(name)}-[a-z0-9_]{{8}}$")
     removed = []
     try:
         entries = list(root.iterdir())
@@ -216,8 +210,8 @@ def remove_stale(root: Path, name: str, now: float | None = None) -> list[Path]:
             else:
                 alive = _pid_alive(int(m.group(1)))
                 stale = alive is False or age > STALE_BUILD_S
-        elif legacy.match(p.name) or p.name.startswith(f".{name}.old-"):
-            stale = age > (LEGACY_STALE_S if legacy.match(p.name) else RETIRED_GRACE_S)
+        elif p.name.startswith(f".{name}.old-"):
+            stale = age > RETIRED_GRACE_S
         else:
             continue
         if stale:
@@ -231,7 +225,7 @@ def _publish(root: Path, name: str, built: Path) -> None:
     target = root / name
     old = root / _current(target) if target.is_symlink() else None
     if old is None and target.exists():
-        # a dataset folder of the earlier layout: move it aside once (readers may miss it meanwhile)
+        # a build published as a plain folder (no symlinks here): move it aside (readers may miss it meanwhile)
         old = root / f".{name}.old-{uuid.uuid4().hex[:8]}"
         target.rename(old)
     link = root / f".{name}.link-{os.getpid()}-{uuid.uuid4().hex[:8]}"

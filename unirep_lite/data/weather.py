@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unirep_lite.data import FixedSamples, SPLITS, cache, check_split, load_npy
+from unirep_lite.data import cache
+from unirep_lite.data.common import FixedSamples, SPLITS, check_split, load_npy
 from unirep_lite.env import progress_bar
 
 NAME = "weather"

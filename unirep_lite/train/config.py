@@ -1,0 +1,72 @@
+"""TrainConfig: every setting of a run, checked when it is made."""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Optional
+
+TASKS = ("classification", "regression")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+
+# Config fields that shape the numbers of a run; a resume must keep them, or it is another run.
+RUN_FIELDS = ("epochs", "batch_size", "lr", "min_lr", "weight_decay", "warmup_fraction",
+              "label_smoothing", "mixup_alpha", "grad_clip", "task", "seed")
+
+
+@dataclass
+class TrainConfig:
+    """Everything `fit` needs to know, with defaults that suit the course's small models.
+
+    lr is for AdamW at batch 64 (the paper's 4e-3 is for batch 4096); drop path is a model option
+    (`create_model(..., drop_path_rate=...)`), not a training one.
+    """
+    epochs: int = 10
+    batch_size: int = 64             # used when fit builds the DataLoaders itself
+    lr: float = 1e-3                 # peak learning rate, reached at the end of warmup
+    min_lr: float = 1e-6             # where the cosine ends
+    weight_decay: float = 0.05       # AdamW; not applied to 1-D parameters (norms, biases, scales)
+    warmup_fraction: float = 0.05    # share of all steps spent in the linear warmup
+    label_smoothing: float = 0.1     # classification only
+    mixup_alpha: float = 0.0         # 0 = off; classification only
+    grad_clip: Optional[float] = 1.0  # max global gradient norm; None = no clipping
+    task: str = "classification"     # or "regression"
+    amp: str = "auto"                # "auto" (CUDA: bf16 if supported, else fp16; elsewhere off), "bf16", "fp16", "off"
+    channels_last: bool = False      # memory layout for 4-D inputs; can be faster on GPUs
+    seed: int = 0
+    device: Optional[str] = None     # None = unirep_lite.env.default_device()
+    num_workers: int = 0             # for DataLoaders that fit builds
+    data_on_device: bool = True      # fixed splits live on the training device as tensors (see `batches`)
+    progress: bool = True            # tqdm bar with live loss and metric
+    checkpoint_path: Optional[str] = None  # saved (atomically) after every epoch when set
+    reparameterize: Optional[bool] = None  # None = yes for UniRepLKNet models (or a given fn)
+    deploy_path: Optional[str] = None      # None = "<checkpoint stem>.deploy.pt" if checkpointing
+    overwrite: bool = False                # replace an existing checkpoint/deploy file (else resume_from it)
+
+    def __post_init__(self):
+        for name in ("lr", "min_lr", "weight_decay", "warmup_fraction", "label_smoothing", "mixup_alpha"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number, got {v!r}")
+        if self.grad_clip is not None and not math.isfinite(self.grad_clip):
+            raise ValueError(f"grad_clip must be a finite number or None, got {self.grad_clip!r}")
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
+        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
+            raise ValueError(f"expected 0 <= min_lr <= lr and lr > 0, got lr={self.lr}, min_lr={self.min_lr}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.mixup_alpha < 0:
+            raise ValueError(f"mixup_alpha must be >= 0 (0 = off), got {self.mixup_alpha}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.task == "regression" and self.mixup_alpha > 0:
+            raise ValueError("mixup is for classification; set mixup_alpha=0 for regression")
