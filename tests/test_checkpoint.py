@@ -132,3 +132,18 @@ def test_create_model_with_weights_keeps_the_builders_arguments(tmp_path, traine
     path = u.save_checkpoint(trained, tmp_path / "a.pth")
     m = u.create_model("unireplknet_a", 10, pretrained=path, deploy=True)
     assert m.deploy and torch.equal(m.head.weight, trained.head.weight)
+
+
+def _small(dims=(8, 16, 24, 32), num_classes=3, deploy=False):
+    return u.create_model("unireplknet_a", num_classes=num_classes, in_chans=1, depths=(1, 1, 1, 1),
+                                    dims=dims, lk_size=7, deploy=deploy)
+
+
+def test_load_checkpoint_strict_false_loading_nothing_or_little(tmp_path):
+    torch.save(u.create_model("unireplknet_f").state_dict(), tmp_path / "f.pt")
+    with pytest.raises(ValueError, match="no tensor of the checkpoint matches the model"):  # F into A
+        u.load_checkpoint(u.create_model("unireplknet_a", num_classes=10), tmp_path / "f.pt",
+                                    strict=False)
+    torch.save(_small(num_classes=7).state_dict(), tmp_path / "head.pt")
+    with pytest.warns(UserWarning, match=r"loaded \d+ of the model's \d+ tensors"):
+        u.load_checkpoint(_small(), tmp_path / "head.pt", strict=False)

@@ -1,4 +1,6 @@
 """ERF tools: cases with a known answer, the area-ratio definition, determinism, bad input."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -176,3 +178,44 @@ def test_table_rows():
     assert rows[0]["model"] == "conv" and rows[0]["theoretical RF (px)"] == 3 and rows[0]["stage"] == 1
     assert set(rows[0]) >= {f"t={t}" for t in erf.THRESHOLDS}
     assert "conv" in format_table(rows)
+
+
+# ------------------------------------------------------------ bad input
+
+def _tiny_unireplknet():
+    import unirep_lite
+
+    return unirep_lite.create_model("unireplknet_a", num_classes=3, depths=(1, 1, 1, 1), dims=(8, 16, 24, 32))
+
+
+def test_compute_erf_bad_images(one_thread):
+    from unirep_lite import erf
+
+    model = _tiny_unireplknet()
+    for bad, message in ((torch.zeros(0, 3, 32, 32), "at least one image"),
+                         (torch.zeros(3, 32, 32), r"shape \(N, C, H, W\)"),
+                         (torch.full((1, 3, 32, 32), float("nan")), "NaN or inf")):
+        with pytest.raises(ValueError, match=message):
+            erf.compute_erf(model, bad, progress=False)
+
+
+@pytest.mark.parametrize("merge", [True, False])
+def test_compute_erf_leaves_callers_model_as_it_was(one_thread, merge):
+    from unirep_lite import erf
+
+    model = _tiny_unireplknet().train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        e = erf.compute_erf(model, torch.randn(2, 3, 32, 32), stage=1, progress=False, merge=merge)
+    assert model.training and all(m.training for m in model.modules())
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())  # BN statistics too
+    assert np.isfinite(e.raw).all() and e.raw.sum() > 0
+
+
+def test_load_images_not_an_image(tmp_path):
+    from unirep_lite import erf
+
+    (tmp_path / "fake.png").write_text("this is text")
+    with pytest.raises(ValueError, match=r"fake.png: not a readable image \(UnidentifiedImageError"):
+        erf.load_images(tmp_path, n=1, resolution=16)

@@ -161,3 +161,15 @@ def test_wrong_input_shape_names_what_was_expected():
         m(torch.randn(2, 3, 32, 32))
     with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
         m(torch.randn(1, 32, 32))
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"lk_size": 0}, "lk_size must be a positive odd integer"),
+    ({"lk_size": True}, "lk_size must be a positive odd integer"),
+    ({"lk_size": 4}, "lk_size must be a positive odd integer"),
+    ({"num_classes": -5}, "num_classes must be an integer >= 0"),
+    ({"num_classes": 2.5}, "num_classes must be an integer >= 0"),
+])
+def test_create_model_rejects(kw, message):
+    with pytest.raises(ValueError, match=message):
+        u.create_model("unireplknet_a", **kw)

@@ -1,4 +1,6 @@
 """Figures and widgets: right panels, exact merged kernel, library errors shown in the widget."""
+import time
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -124,3 +126,20 @@ def test_tidy_keeps_the_suptitle_clear_of_two_line_panel_titles():
     top_of_titles = max(ax.title.get_window_extent(renderer).y1 for ax in axes)
     assert sup.y0 - top_of_titles >= 0.1 * fig.dpi, (sup.y0, top_of_titles)  # >= 0.1 inch of air
     plt.close(fig)
+
+
+def test_widgets_show_errors_instead_of_raising(tmp_path):
+    from unirep_lite import widgets
+
+    (tmp_path / "fake.png").write_text("this is text")
+    ex = widgets.ERFExplorer(source=str(tmp_path), progress=False)
+    ui = ex.widget(resolutions=(32,), n_images=1)  # computes at once: shows the error, raises nothing
+    assert "not a readable image" in ui.controls["message"].value
+
+    start = time.perf_counter()
+    ui = widgets.kernel_explorer(13)
+    ui.controls["K"].value = 99999
+    assert f"K must be an odd integer from 1 to {widgets.MAX_K}" in ui.controls["message"].value
+    assert time.perf_counter() - start < 60  # bounded: no 40 GB kernel was allocated
+    with pytest.raises(ValueError, match="K must be an odd integer"):
+        widgets.render_block(99999, (5,), (1,))

@@ -187,3 +187,24 @@ def test_baselines_are_named_and_positive(recipe):
         assert scores["majority class"] == pytest.approx(0.1)  # balanced classes
     else:
         assert set(scores) == {"persistence", "seasonal (24 h)"}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["digits", "--lk-size", "4"], "--lk-size 4: block kernel size must be a positive odd integer"),
+    (["digits", "--lk-size", "0"], "--lk-size 0: block kernel size must be a positive odd integer"),
+    (["digits", "--lk-size", "19"], "--lk-size 19: no default Dilated Reparam branches for K=19"),
+    (["digits", "--variant", "bogus"], "--variant: expected one of unireplknet_a"),
+    (["digits", "--epochs", "0"], "--epochs: expected a positive number of epochs, got 0"),
+    (["digits", "--json", "{tmp}"], "is a folder; expected the path of a file"),
+    (["digits", "--json", "{tmp}/no/x.json"], "does not exist"),
+])
+def test_recipes_cli_rejects_bad_arguments_before_loading(argv, message, tmp_path, monkeypatch, capsys):
+    from unirep_lite.recipes import __main__ as cli
+
+    def must_not_run(*a, **k):
+        raise AssertionError("the recipe started before its arguments were checked")
+
+    monkeypatch.setattr(cli, "run", must_not_run)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([a.format(tmp=tmp_path) for a in argv])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err

@@ -46,7 +46,8 @@ from .recipes import RECIPES
 from .reparam import BRANCHES
 from .runs import train_runs
 from .runsize import RunSize
-from .train import TrainConfig, evaluate, mixup
+from .batches import to_device
+from .train import TrainConfig, evaluate, prepare, train_step
 
 BASELINE = {"a": "convnextv2_atto", "f": "convnextv2_femto", "p": "convnextv2_pico", "n": "convnextv2_nano"}
 NUM_CLASSES = 10  # the course's datasets; the head is a negligible part of the cost
@@ -137,31 +138,22 @@ def swap_backbone(model: nn.Module, timm_name: str) -> nn.Module:
 
 
 def recipe_step(row: Row, device: torch.device, size: RunSize) -> Callable[[], None]:
-    """One training step of recipe `row.variant` as `fit` runs it: front-end, backbone, its augmentation
-    (SpecAugment inside the audio front-end, mixup), loss, backward, AdamW, under autocast on CUDA."""
+    """One training step of recipe `row.variant`, the engine's own (`train.train_step`, what `fit` runs):
+    front-end, backbone, its augmentation (SpecAugment inside the audio front-end, mixup), the loss
+    with label smoothing, backward, clipping, AdamW and the schedule, under the config's AMP policy."""
     recipe = recipes.get(row.variant)
     cfg = recipe.config(size)
     torch.manual_seed(0)
     model = recipe.make_model(size=size)
     if row.model.startswith("convnextv2"):
         swap_backbone(model, row.model)
-    model = model.to(device).train()
+    state = prepare(model, cfg, total_steps=10_000, device=device)
+    model.train()
     ds = recipe.load("train", size)
     xs, ys = zip(*(ds[i % len(ds)] for i in range(row.batch)))
-    x = torch.stack(xs).to(device)
+    x = to_device(torch.stack(xs), device, cfg.channels_last)
     y = (torch.stack(ys) if torch.is_tensor(ys[0]) else torch.as_tensor(ys)).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    dtype = torch.bfloat16 if device.type == "cuda" else None
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            inp = mixup(x, 0.7, torch.randperm(len(x), device=device)) if cfg.mixup_alpha > 0 else x
-            out = model(inp).float()
-            loss = F.cross_entropy(out, y) if recipe.task == "classification" else F.mse_loss(out, y.float())
-        loss.backward()
-        opt.step()
-    return step
+    return lambda: train_step(model, x, y, state)
 
 
 def _make_step(row: Row, device: torch.device, recipe_size: RunSize = RunSize("fast")) -> Callable[[], None]:

@@ -34,7 +34,7 @@ class TrainConfig:
     amp: str = "auto"                # "auto" (CUDA: bf16 if supported, else fp16; elsewhere off), "bf16", "fp16", "off"
     channels_last: bool = False      # memory layout for 4-D inputs; can be faster on GPUs
     seed: int = 0
-    device: Optional[str] = None     # None = unirep_lite.env.default_device()
+    device: Optional[str] = None     # None = the hardware's: cuda, then mps, then cpu
     num_workers: int = 0             # for DataLoaders that fit builds
     data_on_device: bool = True      # fixed splits live on the training device as tensors (see `batches`)
     progress: bool = True            # tqdm bar with live loss and metric

@@ -48,7 +48,8 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
     cfg = config or TrainConfig()
     if stop_after is not None and (not isinstance(stop_after, int) or stop_after < 1):
         raise ValueError(f"stop_after must be an integer >= 1 (epochs in total), got {stop_after!r}")
-    device = torch.device(cfg.device) if cfg.device else default_device()
+    # None: the hardware's best device; the environment's choice (UNIREP_DEVICE) is the caller's to pass
+    device = torch.device(cfg.device) if cfg.device else default_device(environ={})
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"config.device is {cfg.device!r} but no CUDA GPU is available; use None (automatic) or 'cpu'")
     task = cfg.task
