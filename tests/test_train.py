@@ -240,10 +240,10 @@ def test_resume_errors_are_clear(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="could not read"):
-        fit(mlp(), (x, y), config=cfg, resume_from=junk)
+        fit(mlp(), (x, y), config=dataclasses.replace(cfg, checkpoint_path=None), resume_from=junk)
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a 'unirep_lite.train/1' file"):
-        fit(mlp(), (x, y), config=cfg, resume_from=tmp_path / "other.pt")
+        fit(mlp(), (x, y), config=dataclasses.replace(cfg, checkpoint_path=None), resume_from=tmp_path / "other.pt")
 
 
 def test_checkpoint_loads_into_a_fresh_model(tmp_path):
@@ -476,3 +476,30 @@ def test_resume_is_exact_for_a_tiny_unireplknet_with_drop_path(tmp_path):
     resumed = fit(model(1), (x, y), config=cfg, resume_from=tmp_path / "run.pt")
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_two_outputs_never_share_a_path_and_another_runs_file_is_kept(tmp_path):
+    x, y = blobs(64)
+    same = TrainConfig(epochs=1, checkpoint_path=str(tmp_path / "a.pt"), deploy_path=str(tmp_path / "a.pt"), **CPU)
+    with pytest.raises(ValueError, match="must be two files"):
+        fit(mlp(), (x, y), config=same)
+    assert not (tmp_path / "a.pt").exists()
+    fit(mlp(), (x, y), config=TrainConfig(epochs=2, checkpoint_path=str(tmp_path / "a.pt"), **CPU), stop_after=1)
+    fit(mlp(), (x, y), config=TrainConfig(epochs=1, checkpoint_path=str(tmp_path / "b.pt"), **CPU))
+    before = (tmp_path / "b.pt").read_bytes()
+    # resuming from a while naming b (another run's file) as the checkpoint: refused, b untouched
+    cfg = TrainConfig(epochs=2, checkpoint_path=str(tmp_path / "b.pt"), **CPU)
+    with pytest.raises(FileExistsError, match="this run resumes from .*a.pt, not from it"):
+        fit(mlp(), (x, y), config=cfg, resume_from=tmp_path / "a.pt")
+    assert (tmp_path / "b.pt").read_bytes() == before
+
+
+def test_bad_validation_data_is_found_before_any_training():
+    x, y = blobs(64)
+    model = mlp()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="the validation data does not fit the model: class labels must be in"):
+        fit(model, (x, y), (x, torch.full_like(y, 7)), TrainConfig(epochs=1, **CPU))
+    with pytest.raises(ValueError, match="the validation data does not fit the model"):
+        fit(model, (x, y), (torch.randn(64, 5), y), TrainConfig(epochs=1, **CPU))
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())  # not trained at all

@@ -1,10 +1,13 @@
 """TrainConfig: every setting of a run, checked when it is made."""
 from __future__ import annotations
 
-import math
-import numbers
+import os
 from dataclasses import dataclass
 from typing import Optional
+
+import torch
+
+from .. import checks
 
 TASKS = ("classification", "regression")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
@@ -45,15 +48,28 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("lr", "min_lr", "weight_decay", "warmup_fraction", "label_smoothing", "mixup_alpha"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-                raise ValueError(f"{name} must be a finite number, got {v!r}")
-        if self.grad_clip is not None and not math.isfinite(self.grad_clip):
-            raise ValueError(f"grad_clip must be a finite number or None, got {self.grad_clip!r}")
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
+            checks.number(name, getattr(self, name))
+        if self.grad_clip is not None:
+            checks.number("grad_clip", self.grad_clip)
+        checks.positive_int("epochs", self.epochs)
+        checks.positive_int("batch_size", self.batch_size)
+        checks.integer("seed", self.seed, 0, 2**32 - 1)
+        checks.integer("num_workers", self.num_workers, 0)
+        for name in ("channels_last", "data_on_device", "progress", "overwrite"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.reparameterize is not None and not isinstance(self.reparameterize, bool):
+            raise TypeError(f"reparameterize must be None, True or False, got {self.reparameterize!r}")
+        for name in ("checkpoint_path", "deploy_path"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (str, os.PathLike)) or str(value) == ""):
+                raise TypeError(f"{name} must be None or a file path, got {value!r}")
+        if self.device is not None:
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError):
+                raise ValueError(f"device must be None or a torch device such as 'cpu', 'cuda', 'cuda:1' or "
+                                 f"'mps', got {self.device!r}") from None
         if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
             raise ValueError(f"expected 0 <= min_lr <= lr and lr > 0, got lr={self.lr}, min_lr={self.min_lr}")
         if not 0 <= self.warmup_fraction < 1:

@@ -33,13 +33,13 @@ def task_loss(out: Tensor, y: Tensor, task: str, label_smoothing: float = 0.0) -
     if task == "classification":
         if out.dim() != 2:
             raise ValueError(f"classification expects logits of shape (B, num_classes), got {tuple(out.shape)}")
-        _check_labels(y, out.shape[1])
+        check_labels(y, out.shape[1])
         return F.cross_entropy(out, y, label_smoothing=label_smoothing)
     _check_same_shape(out, y)
     return F.mse_loss(out, y.float())
 
 
-def _check_labels(y: Tensor, num_classes: int) -> None:
+def check_labels(y: Tensor, num_classes: int) -> None:
     # cross_entropy would skip -100 ("ignore") silently, and an all-ignored batch gives NaN
     if y.dtype.is_floating_point or y.dim() != 1:
         raise ValueError(f"classification expects integer class labels of shape (B,), got {y.dtype} "

@@ -10,14 +10,14 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from ..batches import batch_len, drop_ragged, make_batches, reseed_loader, split_batch, to_device
+from ..batches import TensorBatches, batch_len, drop_ragged, make_batches, reseed_loader, split_batch, to_device
 from ..checkpoint import load_training_state, save_training_state
 from ..env import default_device, progress_bar, seed_everything
 from ..model import reparameterize
 from ..paths import check_output_path
 from .config import RUN_FIELDS, TrainConfig
 from .deploy import check_deploy, is_unireplknet, save_deploy
-from .evaluation import evaluate
+from .evaluation import check_labels, evaluate, task_loss
 from .history import FitResult, History
 from .step import StepState, non_finite, prepare, train_step
 
@@ -73,6 +73,8 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
         raise ValueError("the training data gives no batches (is it empty, or smaller than batch_size "
                          "with drop_last?)")
     state = prepare(model, cfg, cfg.epochs * steps_per_epoch, device)
+    if val_loader is not None:  # the training data is checked by the first step, before its update
+        _check_data(model, val_loader, task, device, cfg, "validation data")
     history = History(metric_name="accuracy" if task == "classification" else "mae")
     start_epoch, step = 0, 0
 
@@ -133,15 +135,42 @@ def _check_outputs(cfg: TrainConfig, resume_from) -> tuple[Optional[Path], Optio
     ckpt = Path(cfg.checkpoint_path) if cfg.checkpoint_path else None
     deploy = Path(cfg.deploy_path) if cfg.deploy_path else (
         ckpt.with_name(ckpt.stem + ".deploy.pt") if ckpt else None)
+    if ckpt is not None and deploy is not None and ckpt.resolve() == deploy.resolve():
+        raise ValueError(f"config.deploy_path and config.checkpoint_path must be two files, got {deploy} for both "
+                         "(the deploy weights would replace the resume point)")
+    if resume_from is not None and not Path(resume_from).is_file():
+        raise FileNotFoundError(f"resume_from: no checkpoint at {resume_from}")
+    # the one file this run may replace without overwrite=True: its own resume point
+    resuming_itself = ckpt is not None and resume_from is not None and Path(resume_from).resolve() == ckpt.resolve()
     for what, path in (("checkpoint_path", ckpt), ("deploy_path", deploy)):
         if path is None:
             continue
         check_output_path(path, f"config.{what}", make_parents=True)
-        if path.exists() and not cfg.overwrite and resume_from is None:
-            raise FileExistsError(f"config.{what} {path} already exists (an earlier run's); pass "
-                                  f"resume_from={str(ckpt or path)!r} to continue that run, or "
+        if path.exists() and not cfg.overwrite and not resuming_itself:
+            hint = (f"pass resume_from={str(ckpt or path)!r} to continue that run, " if resume_from is None else
+                    f"this run resumes from {resume_from}, not from it: name another file, ")
+            raise FileExistsError(f"config.{what} {path} already exists (another run's); {hint}or "
                                   "TrainConfig(overwrite=True) to replace it")
     return ckpt, deploy
+
+
+def _check_data(model: nn.Module, loader, task: str, device, cfg: TrainConfig, what: str) -> None:
+    """One forward pass on the first batch of `loader` (and, where the labels are at hand, a check of
+    every label) before training starts: a wrong channel count or a bad label is found now, not after
+    an epoch of work."""
+    x, y = split_batch(next(iter(loader)))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(to_device(x, device, cfg.channels_last))
+        task_loss(out, y.to(out.device), task)
+        if task == "classification" and isinstance(loader, TensorBatches):  # every label, at no cost
+            check_labels(loader.y, out.shape[1])
+    except (ValueError, RuntimeError) as e:  # torch's shape errors are RuntimeErrors
+        raise ValueError(f"the {what} does not fit the model: {e}") from None
+    finally:
+        model.train(was_training)
 
 
 def _check_finite_model(model: nn.Module, when: str) -> None:
