@@ -33,6 +33,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "notebook: executes a course notebook")
     if getattr(config.option, "nbval", False) or getattr(config.option, "nbval_lax", False):
         raise pytest.UsageError("notebooks/conftest.py executes the notebooks itself (once, for the tests and "
                                 "the book): run `pytest notebooks` without --nbval/--nbval-lax")
@@ -50,7 +51,9 @@ def pytest_collection_modifyitems(items):
 
 class NotebookFile(pytest.File):
     def collect(self):
-        yield NotebookRun.from_parent(self, name="execute")
+        item = NotebookRun.from_parent(self, name="execute")
+        item.add_marker("notebook")  # pyproject.toml's marker: -m "not notebook" leaves them out
+        yield item
 
 
 class NotebookRun(pytest.Item):

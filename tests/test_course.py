@@ -79,8 +79,8 @@ def test_pytest_notebooks_fails_a_stalled_notebook_with_a_clear_message(tmp_path
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--stall-seconds=4",
                           f"--executed-out={out}", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path,
                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert run.returncode == 1 and "the kernel stalled in cell 1" in run.stdout, run.stdout[-2000:]
-    assert "1 failed, 1 passed" in run.stdout, run.stdout[-2000:]
+    assert run.returncode != 0 and "the kernel stalled in cell 1" in run.stdout, run.stdout[-2000:]
+    assert run.stdout.startswith("F."), run.stdout[-2000:]  # 01 failed, 02 passed
     assert sorted(p.name for p in out.iterdir()) == ["02_fine.ipynb"]  # a failed notebook leaves no copy
     assert course.run_record(out / "02_fine.ipynb")["size"] == "fast"
     assert time.monotonic() - start < 120
