@@ -86,6 +86,18 @@ def test_pytest_notebooks_fails_a_stalled_notebook_with_a_clear_message(tmp_path
     assert time.monotonic() - start < 120
 
 
+def test_notebook_tests_run_before_the_others(tmp_path):
+    """The book test builds from what the notebook tests wrote, whatever the order of pytest's arguments."""
+    (tmp_path / "nb").mkdir()
+    shutil.copy2(ROOT / "notebooks" / "conftest.py", tmp_path / "nb" / "conftest.py")
+    notebook(tmp_path / "nb" / "01_a.ipynb", "print(1)")
+    (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only",
+                          "test_x.py", "nb"], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.stdout.split()[:2] == ["nb/01_a.ipynb::execute", "test_x.py::test_x"], run.stdout[-2000:]
+
+
 def test_pytest_notebooks_refuses_nbval(tmp_path):
     shutil.copy2(ROOT / "notebooks" / "conftest.py", tmp_path / "conftest.py")
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", str(tmp_path)],
