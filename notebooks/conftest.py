@@ -52,7 +52,7 @@ def pytest_collection_modifyitems(items):
 class NotebookFile(pytest.File):
     def collect(self):
         item = NotebookRun.from_parent(self, name="execute")
-        item.add_marker("notebook")  # pyproject.toml's marker: -m "not notebook" leaves them out
+        item.add_marker("notebook")  # -m "not notebook" leaves them out
         yield item
 
 
