@@ -19,12 +19,13 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 ## The course's main job: execute every notebook in order into build/notebooks/, then build the book from
-## those executed notebooks (build/book/_build/html). The size follows the hardware (unirep_lite.env.run_size):
+## those executed notebooks (build/book/_build/html). The tools (tools/course.py, tools/book.py) run
+## from this checkout; they are not part of the installed library. The size follows the hardware (unirep_lite.env.run_size):
 ## the full run on a GPU; without one a CPU-sized course (about an hour on 2 cores), after printing its plan.
 ## UNIREP_FAST=1: the small CI run; `make course-full` (UNIREP_SIZE=full): the full run anywhere.
 course: venv
-	$(PY) -m unirep_lite.course run
-	$(PY) -m unirep_lite.book build --executed build/notebooks
+	$(PY) -m tools.course run
+	$(PY) -m tools.book build --executed build/notebooks
 
 course-full:
 	UNIREP_SIZE=full $(MAKE) course
@@ -32,18 +33,19 @@ course-full:
 ## The book alone: stages book/ + notebooks/, executes every notebook once in FAST mode, writes static HTML.
 ## Its JavaScript (RequireJS, ipywidgets HTML manager, MathJax) comes from npm (book/package-lock.json).
 book: venv
-	$(PY) -m unirep_lite.book build
+	$(PY) -m tools.book build
 
-## The whole test suite (FAST mode): library tests; the book build in tests/test_book.py (executes every
-## notebook, then checks every page in headless Chromium); JupyterLab driven in Chromium
-## (tests/test_jupyterlab.py); the Colab and Binder installs (tests/test_install.py); and nbval, which
-## executes every notebook once more (a cell that raises fails its test).
+## The whole test suite (FAST mode), executing every notebook once: first `pytest notebooks` executes
+## each (a cell that raises fails its test) into build/test-notebooks/; then the library tests; the book
+## built from those notebooks in tests/test_book.py (every page checked in headless Chromium); JupyterLab
+## driven in Chromium on notebook 02 (tests/test_jupyterlab.py); the Colab and Binder installs, which run
+## notebook 01 in fresh environments (tests/test_install.py). The 25 slowest tests are listed at the end.
 test: venv
-	UNIREP_FAST=1 $(VENV)/bin/pytest -q -p no:cacheprovider tests --nbval-lax notebooks $(PYTEST_ARGS)
+	UNIREP_FAST=1 $(VENV)/bin/pytest -q -p no:cacheprovider --durations=25 notebooks tests $(PYTEST_ARGS)
 
-## What instructors run on their own machine: every notebook executed by nbval (FAST unless UNIREP_FAST=0).
+## What instructors run on their own machine: every notebook executed once (FAST unless UNIREP_FAST=0).
 test-notebooks: venv
-	$(VENV)/bin/pytest -q -p no:cacheprovider --nbval-lax notebooks $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -p no:cacheprovider notebooks $(PYTEST_ARGS)
 
 ## Re-pin constraints.txt from the current environment (after changing pyproject.toml on purpose).
 lock: venv

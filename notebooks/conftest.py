@@ -1,69 +1,72 @@
-"""nbval setup: `pytest --nbval-lax notebooks/` executes every notebook, top to bottom, and fails the
-cell that raises (every notebook checks its claims with `assert`s; outputs are not compared, so no
-output needs sanitising). `make test` runs it in FAST mode.
+"""`pytest notebooks/` executes every course notebook once, top to bottom, as one test each: a cell that
+raises fails its notebook's test with the cell and its traceback (every notebook checks its claims with
+`assert`s; outputs are not compared).
 
-Runs are FAST unless UNIREP_FAST is set otherwise, with a per-cell limit sized to FAST cells. A
-stalled kernel (a cell that runs while the kernel uses no CPU for `course.STALL_SECONDS`, the hang of
-ipykernel 7 with notebook clients) fails its cell with a message that says so, instead of waiting.
+Each notebook is executed by `tools.course.execute` (nbclient with the stall watch: a stalled kernel is
+retried once, then fails with a message that says so) the way the book build executes it (FAST unless
+UNIREP_FAST / UNIREP_SIZE say otherwise; explorers as static figures, no progress bars), and the executed
+copy is written to build/test-notebooks/. tests/test_book.py builds the book from those copies, so
+`make test` (`pytest notebooks tests`) executes every notebook once. Notebook tests run first whatever
+the order of the arguments. nbval is not used here: the outputs it collects are not the notebook Jupyter
+would save (no widget state, no clear_output), which the book needs.
 """
 from __future__ import annotations
 
 import os
-import signal
-import threading
+import re
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("UNIREP_FAST", "1")  # before any kernel starts: kernels inherit it
 
-from unirep_lite import course  # noqa: E402
-from unirep_lite.env import fast_mode  # noqa: E402
+from tools import course  # noqa: E402
 
-NBVAL_DEFAULT_TIMEOUT = 2000.0
+NOTEBOOK = re.compile(r"\d\d_.+\.ipynb")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--stall-seconds", type=float, default=course.STALL_SECONDS,
+                     help="a notebook kernel quiet (no output, no CPU) this long has stalled")
+    parser.addoption("--executed-out", default=str(course.TESTED),
+                     help="folder for the executed notebooks (the book test builds from them)")
 
 
 def pytest_configure(config):
-    if fast_mode() and getattr(config.option, "nbval_cell_timeout", None) == NBVAL_DEFAULT_TIMEOUT:
-        config.option.nbval_cell_timeout = float(course.FAST_CELL_TIMEOUT)
+    config.addinivalue_line("markers", "notebook: executes a course notebook")
+    if getattr(config.option, "nbval", False) or getattr(config.option, "nbval_lax", False):
+        raise pytest.UsageError("notebooks/conftest.py executes the notebooks itself (once, for the tests and "
+                                "the book): run `pytest notebooks` without --nbval/--nbval-lax")
 
 
-class _Stalled(Exception):
-    pass
+def pytest_collect_file(file_path, parent):
+    if NOTEBOOK.fullmatch(file_path.name) and ".ipynb_checkpoints" not in file_path.parts:
+        return NotebookFile.from_parent(parent, path=file_path)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item):
-    kernel = getattr(getattr(item, "parent", None), "kernel", None)
-    km = getattr(kernel, "km", None)
-    pid = getattr(getattr(km, "provisioner", None), "pid", None)
-    if type(item).__name__ != "IPyNbCell" or pid is None or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    seconds = float(os.environ.get("UNIREP_STALL_SECONDS", course.STALL_SECONDS))
-    watch, done, stalled = course.StallWatch(pid, seconds), threading.Event(), threading.Event()
+def pytest_collection_modifyitems(items):
+    # the book test builds from what the notebook tests wrote: they run first
+    items.sort(key=lambda item: not isinstance(item, NotebookRun))
 
-    def on_signal(signum, frame):
-        if stalled.is_set() and not done.is_set():
-            raise _Stalled()
 
-    def watcher():
-        while not done.wait(min(5.0, seconds / 4)):
-            if watch.check():
-                stalled.set()
-                signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
-                return
+class NotebookFile(pytest.File):
+    def collect(self):
+        item = NotebookRun.from_parent(self, name="execute")
+        item.add_marker("notebook")  # -m "not notebook" leaves them out
+        yield item
 
-    previous = signal.signal(signal.SIGUSR1, on_signal)
-    thread = threading.Thread(target=watcher, daemon=True)
-    thread.start()
-    try:
-        outcome = yield
-    finally:
-        done.set()
-        thread.join()
-        signal.signal(signal.SIGUSR1, previous)
-    if stalled.is_set() and isinstance(outcome.excinfo and outcome.excinfo[1], _Stalled):
-        outcome.force_exception(course.KernelStalled(
-            f"{item.name}: the kernel stalled: the cell was still running but the kernel used no CPU for "
-            f"{seconds:.0f} s (a hung kernel, e.g. ipykernel 7 with notebook clients; constraints.txt pins "
-            f"ipykernel 6)"))
+
+class NotebookRun(pytest.Item):
+    def runtest(self):
+        target = Path(self.config.option.executed_out) / self.path.name
+        target.unlink(missing_ok=True)  # a failed run leaves no page behind for the book
+        course.execute(self.path, target, env={**os.environ, **course.PAGE_ENV},
+                       stall_seconds=self.config.option.stall_seconds)
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, course.KernelStalled) or type(excinfo.value).__name__ == "CellExecutionError":
+            return f"{self.path.name} failed:\n{excinfo.value}"  # the cell and its traceback, not nbclient's frames
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.path.name} executed"

@@ -1,8 +1,8 @@
 """The book, as a reader sees it.
 
-The book is built once for this module (`unirep_lite.book.build`): that build is where the test suite
-executes every notebook, once, in FAST mode, and a cell that raises fails it (the notebooks' own
-asserts are tests). Then every page is opened in headless Chromium with every host name made
+The book is built once for this module (`tools.book.build`) from the notebooks `pytest notebooks`
+executed (build/test-notebooks/; `make test` runs them first, each once, in FAST mode: a cell that
+raises fails there, and a notebook that failed or did not run fails the build here). Then every page is opened in headless Chromium with every host name made
 unresolvable, so whatever renders was served by the site itself, and the DOM after JavaScript ran is
 checked: no tracebacks or JS errors, every plotly figure drawn as SVG, every widget rendered, images
 present, math typeset, nothing wider than its column (code cells, figures, the page), and the static
@@ -27,11 +27,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from unirep_lite import book as bk
+from tools import book as bk
+from tools import course
 
 OUT = bk.OUT
 SHOTS = OUT / "screenshots"
-NOTEBOOK_NAMES = [p.stem for p in bk.notebooks()]
+NOTEBOOK_NAMES = [p.stem for p in course.notebooks()]
 # the pages with a static explorer: the merged-kernel (02) and effective-receptive-field (04) notebooks
 EXPLORER_PAGES = ["02_*", "04_*"]
 WINDOW = "1400,1800"  # a desktop browser: both sidebars shown, the article ~750 px wide
@@ -57,8 +58,9 @@ needs_browser = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def html() -> Path:
-    """The built book's HTML folder; building it executes every notebook once (FAST mode)."""
-    return bk.build(OUT).parent
+    """The built book's HTML folder, from the notebooks `pytest notebooks` executed (make test runs them
+    first); the build fails, naming it, when one is missing or older than its source."""
+    return bk.build(OUT, executed=course.TESTED).parent
 
 
 def test_toc_puts_every_notebook_in_exactly_one_part():
@@ -72,13 +74,13 @@ def test_toc_puts_every_notebook_in_exactly_one_part():
 def test_every_notebook_has_colab_cells_first():
     import nbformat
 
-    for path in bk.notebooks():
+    for path in course.notebooks():
         raw = json.loads(path.read_text())  # nbformat 4.5: every cell needs an id (nbformat adds them silently)
         assert all("id" in c for c in raw["cells"]), f"{path.name}: a cell has no id; run nbformat's normalize()"
         cells = nbformat.read(path, as_version=4).cells
         tags = [c.metadata.get("tags", []) for c in cells[:2]]
         assert len(cells) >= 2 and bk.BADGE_TAG in tags[0] and bk.INSTALL_TAG in tags[1], (
-            f"{path.name} lacks the Colab badge + install cells: run `python -m unirep_lite.book colab`")
+            f"{path.name} lacks the Colab badge + install cells: run `python -m tools.book colab`")
 
 
 def test_notebooks_find_the_library_without_path_tricks():
@@ -87,7 +89,7 @@ def test_notebooks_find_the_library_without_path_tricks():
     or depends on its working directory."""
     import nbformat
 
-    for path in bk.notebooks():
+    for path in course.notebooks():
         for cell in nbformat.read(path, as_version=4).cells:
             if cell.cell_type == "code":
                 assert not re.search(r"sys\.path\.(insert|append)|os\.chdir|%cd\b", cell.source), (

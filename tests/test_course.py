@@ -1,8 +1,9 @@
-"""Running the course: the stall watch of every notebook execution, the first cell of every notebook,
-and the one place where the course lives."""
+"""Running the course (tools/course.py): the stall watch of every notebook execution, the first cell of
+every notebook, the deprecated commands of the library, and the one place where the course lives."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -14,7 +15,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from unirep_lite import book, course
+from tools import book, course
+from unirep_lite import book as old_book
+from unirep_lite import course as old_course
+from unirep_lite import runsize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,16 +69,40 @@ def test_a_cell_that_computes_without_output_is_not_a_stall(tmp_path):
     assert nb.cells[0].outputs[0]["text"] == "done\n" and seconds >= 8
 
 
-def test_nbval_fails_a_stalled_cell_with_a_clear_message(tmp_path):
+def test_pytest_notebooks_fails_a_stalled_notebook_with_a_clear_message(tmp_path):
+    """notebooks/conftest.py executes each notebook with the same stall watch as the course run."""
     shutil.copy2(ROOT / "notebooks" / "conftest.py", tmp_path / "conftest.py")
     notebook(tmp_path / "01_stall.ipynb", "print('hi')", "import time; time.sleep(120)")
+    notebook(tmp_path / "02_fine.ipynb", "print('fine')")
+    out = tmp_path / "executed"
     start = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", str(tmp_path)],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=300,
-                         env={**__import__("os").environ, "UNIREP_STALL_SECONDS": "4"})
-    assert run.returncode != 0 and "the kernel stalled" in run.stdout, run.stdout[-2000:]
-    assert "1 passed" in run.stdout  # the first cell ran
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--stall-seconds=4",
+                          f"--executed-out={out}", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode != 0 and "the kernel stalled in cell 1" in run.stdout, run.stdout[-2000:]
+    assert run.stdout.startswith("F."), run.stdout[-2000:]  # 01 failed, 02 passed
+    assert sorted(p.name for p in out.iterdir()) == ["02_fine.ipynb"]  # a failed notebook leaves no copy
+    assert course.run_record(out / "02_fine.ipynb")["size"] == "fast"
     assert time.monotonic() - start < 120
+
+
+def test_notebook_tests_run_before_the_others(tmp_path):
+    """The book test builds from what the notebook tests wrote, whatever the order of pytest's arguments."""
+    (tmp_path / "nb").mkdir()
+    shutil.copy2(ROOT / "notebooks" / "conftest.py", tmp_path / "nb" / "conftest.py")
+    notebook(tmp_path / "nb" / "01_a.ipynb", "print(1)")
+    (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only",
+                          "test_x.py", "nb"], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.stdout.split()[:2] == ["nb/01_a.ipynb::execute", "test_x.py::test_x"], run.stdout[-2000:]
+
+
+def test_pytest_notebooks_refuses_nbval(tmp_path):
+    shutil.copy2(ROOT / "notebooks" / "conftest.py", tmp_path / "conftest.py")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", str(tmp_path)],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode != 0 and "without --nbval" in run.stderr, run.stderr[-2000:]
 
 
 def test_fast_cells_have_a_limit_of_minutes():
@@ -85,39 +113,43 @@ def test_fast_cells_have_a_limit_of_minutes():
 # every notebook's first code cell
 
 
-@pytest.mark.parametrize("path", book.notebooks(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", course.notebooks(), ids=lambda p: p.stem)
 def test_first_code_cell_installs_if_needed_and_states_the_mode(path):
     cells = nbformat.read(path, as_version=4).cells
     first = next(c for c in cells if c.cell_type == "code")
     assert book.INSTALL_TAG in first.metadata.get("tags", [])
-    assert f'describe_run("{path.name[:2]}")' in first.source
-    assert path.name[:2] in course.MINUTES, f"course.MINUTES has no expected minutes for {path.name}"
+    assert f'describe_run("{path.name[:2]}"' in first.source
+    assert path.name[:2] in runsize.MINUTES, f"runsize.MINUTES has no expected minutes for {path.name}"
 
 
-def test_describe_run_states_size_device_minutes_and_how_to_switch(monkeypatch, capsys):
-    monkeypatch.delenv("UNIREP_SIZE", raising=False)
-    monkeypatch.delenv("UNIREP_BINDER", raising=False)
+def test_the_old_describe_run_forwards_to_the_library(monkeypatch, capsys):
+    """Notebooks import unirep_lite.course.describe_run until their first cells call runsize's."""
+    monkeypatch.setenv("UNIREP_SIZE", "fast")
     monkeypatch.setenv("UNIREP_DEVICE", "cpu")
-    monkeypatch.setenv("UNIREP_FAST", "1")
-    course.describe_run("09")
-    raw = capsys.readouterr().out
-    assert max(map(len, raw.splitlines())) <= 88, raw  # fits a terminal and the book's column
-    text = " ".join(raw.split())  # the checks below read across its wrapped lines
-    assert "FAST run (size 'fast') on cpu" in text
-    assert "Expected: under a minute on 2 CPU cores" in text and "full about 3.3 hours" in text
-    assert 'os.environ["UNIREP_SIZE"] = "fast"' in text and "UNIREP_DEVICE" in text
-    monkeypatch.setenv("UNIREP_FAST", "0")  # no GPU: the CPU-sized run is the default
-    course.describe_run("06")
-    text = " ".join(capsys.readouterr().out.split())
-    assert "CPU-sized run (size 'cpu')" in text and "Expected: up to 4 min" in text and "full about 56 min" in text
-    monkeypatch.setenv("UNIREP_SIZE", "full")
-    course.describe_run("06")
-    assert "Expected: about 56 min on 2 CPU cores" in " ".join(capsys.readouterr().out.split())
-    monkeypatch.delenv("UNIREP_SIZE")
-    monkeypatch.setenv("UNIREP_FAST", "1")
     monkeypatch.setenv("UNIREP_BINDER", "1")
-    course.describe_run("02")
-    assert "Binder runs the small course" in " ".join(capsys.readouterr().out.split())
+    old_course.describe_run("09")
+    old = capsys.readouterr().out
+    runsize.describe_run("09", runsize.FAST, "cpu", binder=True)
+    assert old == capsys.readouterr().out and "Binder runs the small course" in " ".join(old.split())
+
+
+def test_the_old_commands_forward_to_the_tools_or_say_what_they_need(monkeypatch, tmp_path, capsys):
+    run = subprocess.run([sys.executable, "-m", "unirep_lite.course", "list", "--only", "01"], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=120)
+    assert run.returncode == 0 and run.stdout.split() == [p.name for p in course.notebooks() if "01" in p.name]
+    assert "deprecated: run `python -m tools.course`" in run.stderr
+    monkeypatch.setattr(old_course, "__file__", str(tmp_path / "site-packages" / "unirep_lite" / "course.py"))
+    assert old_book.main(["colab"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs a source checkout" in err and "python -m tools.book" in err
+
+
+def test_plan_estimates_minutes_from_the_library_table():
+    text = course.plan(course.notebooks()[:2], runsize.CPU, "cpu")
+    assert "CPU-sized run (size 'cpu') on cpu" in text
+    first = runsize.expected_minutes(course.notebooks()[0].name[:2], runsize.CPU)
+    assert f"~{first:5.1f} min" in text and "on 2 CPU cores" in text
+    assert "not timed here" in course.plan(course.notebooks()[:1], runsize.FULL, "cuda")
 
 
 def test_binder_start_turns_fast_mode_on():
@@ -133,11 +165,11 @@ def test_binder_start_turns_fast_mode_on():
 
 
 def test_setup_cells_are_generated_from_the_one_setting(tmp_path):
-    """`python -m unirep_lite.book colab` would change nothing: badges and setup cells match pyproject.toml."""
-    for path in book.notebooks():
+    """`python -m tools.book colab` would change nothing: badges and setup cells match pyproject.toml."""
+    for path in course.notebooks():
         copy = tmp_path / path.name
         shutil.copy2(path, copy)
-        assert book.add_colab_cells(copy) is False, f"{path.name}: run `python -m unirep_lite.book colab`"
+        assert book.add_colab_cells(copy) is False, f"{path.name}: run `python -m tools.book colab`"
         assert copy.read_text() == path.read_text()
 
 
@@ -173,9 +205,10 @@ def test_setup_cell_pins_match_constraints():
 def test_course_run_executes_pages_like_the_book_build(monkeypatch):
     """`make course` builds the book from course.run's copies, so they are executed as the book build
     executes: static explorers, no progress bars."""
-    monkeypatch.setenv("UNIREP_FAST", "1")  # restored afterwards (main sets it for --fast)
+    monkeypatch.setenv("UNIREP_SIZE", "full")
     seen = {}
     monkeypatch.setattr(course, "run", lambda paths, out, env=None, **kw: seen.update(env=env) or {})
     assert course.main(["run", "--fast", "--only", "01"]) == 0
     assert {k: seen["env"][k] for k in course.PAGE_ENV} == course.PAGE_ENV
+    assert seen["env"]["UNIREP_SIZE"] == "fast"  # --fast wins over the environment
     assert course.PAGE_ENV.items() <= book.BUILD_ENV.items()

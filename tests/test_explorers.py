@@ -63,7 +63,7 @@ def test_live_or_static_follows_the_book_build(monkeypatch):
     assert explorers.live_or_static(lambda: "widget", lambda: "figure") == "widget"
     monkeypatch.setenv(explorers.BOOK_ENV, "1")
     assert explorers.live_or_static(lambda: "widget", lambda: "figure") == "figure"
-    from unirep_lite import book
+    from tools import book
 
     assert book.BUILD_ENV[explorers.BOOK_ENV] == "1"
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from unirep_lite import book, course
+from tools import book, course
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "build" / "test-install"
@@ -106,6 +106,14 @@ def wheel(tmp_path_factory) -> Path:
     return found[0]
 
 
+def test_the_wheel_holds_the_library_only(wheel):
+    """tools/ (course runner, book builder) needs a checkout and stays out of the wheel."""
+    import zipfile
+
+    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert "unirep_lite" in tops and not {"tools", "tests", "notebooks"} & tops, tops
+
+
 def test_colab_setup_cell_installs_what_is_missing_and_the_notebook_runs(wheel, tmp_path, monkeypatch):
     python = fresh_venv(WORK / "colab", closure(PYTORCH + ("ipykernel",)))
     before = subprocess.check_output([python, "-m", "pip", "list", "--format=json"], text=True, env=clean_env())
@@ -168,8 +176,8 @@ def test_binder_environment_installs_and_starts_in_fast_mode(tmp_path):
     run = subprocess.run(["bash", "binder/postBuild"], cwd=repo, env=env, capture_output=True, text=True)
     print(f"binder: postBuild in {time.perf_counter() - start:.0f} s")
     assert run.returncode == 0, f"binder/postBuild failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-    check = ("import unirep_lite, torch; from unirep_lite.course import describe_run; "
-             "print(unirep_lite.__file__); describe_run('03')")
+    check = ("import unirep_lite; from unirep_lite import env, runsize; print(unirep_lite.__file__); "
+             "runsize.describe_run('03', env.run_size(), env.default_device(), binder=env.on_binder())")
     run = subprocess.run(["binder/start", "python", "-c", check], cwd=repo, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.startswith(str(repo)), run.stdout  # the editable install of the repository
