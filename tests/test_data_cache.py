@@ -199,3 +199,24 @@ def test_cache_manifest_without_crcs_is_rebuilt(tmp_path):
     with pytest.warns(UserWarning, match="has no size or CRC-32"):
         _toy(tmp_path)
     assert cache.quick_check(folder) == []
+
+
+def test_a_manifest_that_lies_by_omission_is_a_damaged_build(tmp_path):
+    folder = _toy(tmp_path)
+    manifest = json.loads((folder / cache.MANIFEST).read_text())
+    for table in ("files", "sizes", "crc32"):
+        manifest[table] = {}                                  # the file list emptied ...
+    (folder / cache.MANIFEST).write_text(json.dumps(manifest))
+    (folder / "part001.bin").unlink()                         # ... then a file deleted
+    _fresh_process()
+    problems = cache.quick_check(folder)
+    assert "MANIFEST.json lists no files" in problems and "part000.bin is not listed in MANIFEST.json" in problems
+    with pytest.warns(UserWarning, match="lists no files.*rebuilding"):
+        again = _toy(tmp_path)
+    assert (again / "part001.bin").is_file() and cache.verify(again) == []
+
+
+def test_a_data_folder_that_is_a_file_is_refused_with_what_to_do(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="cannot be used .*set UNIREP_DATA to a writable folder"):
+        _toy(tmp_path / "file")

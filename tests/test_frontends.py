@@ -11,7 +11,7 @@ from unirep_lite.frontends.audio import AudioFrontend, dataset_stats
 from unirep_lite.frontends.points import (LearnedProjection, PointEncoder, PointProjection, bilinear_scatter,
                                           knn_indices, splat)
 from unirep_lite.frontends.timeseries import (CorrformerEmbedding, TimeSeriesForecaster, positional_embedding,
-                                              split_nodes, time_features)
+                                              time_features)
 from unirep_lite.frontends.video import VideoFrontend, authors_reshape, tile_frames
 
 TINY = {"depths": (1, 1, 1, 1), "dims": (8, 16, 32, 64)}

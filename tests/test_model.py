@@ -1,6 +1,5 @@
 """The UniRepLKNet family: sizes, cost, exact reparameterization, checkpoint layout, bad input."""
 import json
-import warnings
 from pathlib import Path
 
 import pytest

@@ -7,7 +7,6 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from unirep_lite import DilatedReparamBlock, erf, plots, widgets  # noqa: E402

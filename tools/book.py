@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+from unirep_lite import checks
 from unirep_lite.runsize import LABELS
 
 from . import course
@@ -347,7 +348,7 @@ def add_colab_cells(path: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.book", description=__doc__,
+    parser = checks.ArgumentParser(prog="python -m tools.book", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["build", "colab", "assets"])
     parser.add_argument("--out", type=Path, default=OUT, help=f"output folder (default {OUT})")

@@ -23,7 +23,9 @@ import time
 from pathlib import Path
 from typing import Mapping
 
+from unirep_lite import checks
 from unirep_lite import env as envmod
+from unirep_lite.paths import check_output_path
 from unirep_lite.runsize import REFERENCE, RunSize, expected_minutes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -238,7 +240,7 @@ def plan(paths: list[Path], size: RunSize, device: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.course", description=__doc__,
+    parser = checks.ArgumentParser(prog="python -m tools.course", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["run", "list", "plan"])
     size = parser.add_mutually_exclusive_group()
@@ -266,6 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "list":
         print("\n".join(p.name for p in selected))
         return 0
+    if args.command == "run":
+        try:  # every executed copy's place, now, not after the first notebook has run
+            for path in selected:
+                check_output_path(args.out / path.name, "--out", make_parents=True)
+        except ValueError as err:
+            print(f"python -m tools.course: {err}", file=sys.stderr)
+            return 2
     print(plan(selected, run_size, device.type), flush=True)
     if args.command == "plan":
         return 0

@@ -23,7 +23,6 @@ see `triton_dwconv`); ConvNeXt V2 and the straightforward block don't use it (dw
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import statistics
@@ -36,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import env, recipes, triton_dwconv
+from . import checks, env, recipes, triton_dwconv
 from .data import images
 from .env import progress_bar
 from .model import VARIANTS, UniRepLKNet, create_model, default_kernel_sizes, reparameterize, set_fast_train, \
@@ -378,7 +377,7 @@ def compare_accuracy(epochs: int, seed: int = 0, threads: int = 0) -> dict:
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(prog="python -m unirep_lite.bench", description=__doc__.split("\n\n")[0])
+    p = checks.ArgumentParser(prog="python -m unirep_lite.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu", help="cpu or cuda (cuda: the paper's batch 128 at 224)")
     p.add_argument("--models", default="a,f", help="UniRepLKNet sizes to compare, from a,f,p,n (default a,f)")
     p.add_argument("--layouts", default="nchw,cl", help="memory layouts: nchw, cl (channels_last)")
@@ -429,8 +428,9 @@ def parse(argv=None):
             p.error(f"--{name.replace('_', '-')}: expected a positive integer, got {value}")
     if not args.train_res or min(args.train_res) < 1:
         p.error(f"--train-res: expected positive resolutions such as 32,64, got {args.train_res}")
-    if args.warmup < 0 or args.min_time < 0 or args.threads < 0:
-        p.error("--warmup, --threads and --min-time must be >= 0")
+    if args.warmup < 0 or not args.min_time >= 0 or args.min_time == float("inf") or args.threads < 0:
+        p.error(f"--warmup, --threads and --min-time must be finite numbers >= 0, got {args.warmup}, "
+                f"{args.threads} and {args.min_time}")
     try:
         device = torch.device(args.device)
     except RuntimeError:
@@ -529,7 +529,7 @@ def dwconv_table(variant: str = "a", batch: int = 128, res: int = 224, dtype: to
 
 
 def dwconv_main(argv=None) -> list[dict]:
-    p = argparse.ArgumentParser(prog="python -m unirep_lite.bench dwconv",
+    p = checks.ArgumentParser(prog="python -m unirep_lite.bench dwconv",
                                 description="Time the Triton depthwise conv against cuDNN at a UniRepLKNet's "
                                             "depthwise-conv shapes (CUDA only).")
     p.add_argument("--model", default="a", choices=list(VARIANTS))

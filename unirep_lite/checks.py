@@ -5,6 +5,7 @@ so a mistake is a ValueError or TypeError that names the argument, not an error 
 """
 from __future__ import annotations
 
+import argparse
 import math
 import numbers
 from typing import Sequence
@@ -57,3 +58,10 @@ def size_2d(name: str, value) -> tuple[int, int]:
     if pair is None or len(pair) != 2 or not all(_is_int(v) and v >= 1 for v in pair):
         raise ValueError(f"{name} must be a positive integer or a pair of them, got {value!r}")
     return int(pair[0]), int(pair[1])
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one line on stderr ("prog: error: ... (see --help)"), exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

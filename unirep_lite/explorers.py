@@ -28,7 +28,7 @@ from .model import reparameterize
 from .reparam import BRANCHES
 from .testing import randomize_
 
-# The book build sets this (unirep_lite/book.py: BUILD_ENV); JupyterLab, Colab and Binder don't.
+# The book build sets this (tools/book.py: BUILD_ENV; read by env.static_book); JupyterLab, Colab and Binder don't.
 BOOK_ENV = "UNIREP_BOOK"
 
 

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 
 from .data import reach

@@ -9,10 +9,9 @@
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-from unirep_lite import env
+from unirep_lite import checks, env
 from unirep_lite.data import audio, cache, images, points, video, weather
 
 
@@ -30,7 +29,7 @@ def _pick(names: list[str], available: dict) -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m unirep_lite.data", description=__doc__.split("\n")[0])
+    parser = checks.ArgumentParser(prog="python -m unirep_lite.data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build offline datasets (all by default)")
     b.add_argument("names", nargs="*")
@@ -40,8 +39,15 @@ def main(argv=None) -> int:
     v = sub.add_parser("verify", help="check built datasets against their manifests")
     v.add_argument("names", nargs="*")
     args = parser.parse_args(argv)
-    if args.command == "build" and args.fast is None:  # not asked: the run size of this environment
-        args.fast = env.run_size().small
+    try:
+        if args.command == "build" and args.fast is None:  # not asked: the run size of this environment
+            args.fast = env.run_size().small
+        return _run(args)
+    except ValueError as e:  # a bad environment value or an unusable data folder: one line, no traceback
+        raise SystemExit(f"{parser.prog}: error: {e}") from None
+
+
+def _run(args) -> int:
 
     available = registry()
     root = cache.data_root()

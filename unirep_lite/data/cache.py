@@ -119,7 +119,10 @@ def quick_check(folder: Path, manifest: dict | None = None) -> list[str]:
     folder = Path(folder)
     manifest = read_manifest(folder) if manifest is None else manifest
     sizes, crcs = manifest.get("sizes") or {}, manifest.get("crc32") or {}
-    problems = []
+    problems = [] if manifest["files"] else [f"{MANIFEST} lists no files"]
+    # a manifest that lies by omission: files the build holds that it does not list
+    problems += [f"{rel} is not listed in {MANIFEST}" for rel in
+                 sorted(p.relative_to(folder).as_posix() for p in _files(folder)) if rel not in manifest["files"]]
     for rel in sorted(manifest["files"]):
         path = folder / rel
         try:
@@ -277,14 +280,23 @@ def build_once(
     root = Path(root) if root is not None else data_root()
     target = root / name
     wanted = {"name": name, "version": version, "params": params}
-    root.mkdir(parents=True, exist_ok=True)
-    remove_stale(root, name)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"the data folder {root} cannot be used ({e.strerror or e}); set UNIREP_DATA to a "
+                         "writable folder") from None
+    writable = os.access(root, os.W_OK | os.X_OK)
+    if writable:
+        remove_stale(root, name)
     if not force:
         state, why = _check_existing(target, wanted)
         if state == "ok":
             return target
         if state == "damaged":
             warnings.warn(f"dataset {target} is damaged: {why}; rebuilding it", stacklevel=3)
+    if not writable:
+        raise ValueError(f"dataset {name} must be built, but the data folder {root} is not writable; set "
+                         "UNIREP_DATA to a writable folder")
     tmp = root / f".{name}.{os.getpid()}-{uuid.uuid4().hex[:12]}"
     tmp.mkdir()
     try:

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from .. import env
+from .. import checks, env
 from ..blocks import UniRepLKNetBlock
 from ..model import VARIANTS, list_models
 from ..paths import check_output_path
@@ -50,6 +50,8 @@ def check_arguments(parser: argparse.ArgumentParser, args) -> None:
         parser.error(f"--lk-size {args.lk_size}: {e}")
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs: expected a positive number of epochs, got {args.epochs}")
+    if not 0 <= args.seed < 2**32:
+        parser.error(f"--seed: expected an integer from 0 to 2**32 - 1, got {args.seed}")
     if args.json:
         try:
             check_output_path(args.json, "--json")
@@ -58,7 +60,7 @@ def check_arguments(parser: argparse.ArgumentParser, args) -> None:
 
 
 def main(argv=None) -> dict | None:
-    p = argparse.ArgumentParser(prog="python -m unirep_lite.recipes", description=__doc__.split("\n\n")[0])
+    p = checks.ArgumentParser(prog="python -m unirep_lite.recipes", description=__doc__.split("\n\n")[0])
     p.add_argument("name", help=f"a recipe ({', '.join(RECIPES)}) or 'list'")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--fast", action="store_true", help="the small FAST (CI) run")
@@ -84,8 +86,11 @@ def main(argv=None) -> dict | None:
         p.error(str(e))
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
     start = time.perf_counter()
-    result = run(args.name, size, variant=args.variant, lk_size=args.lk_size, seed=args.seed, device=device,
-                 **overrides)
+    try:  # the library's refusals (an unusable data folder, say) are one line, not a traceback
+        result = run(args.name, size, variant=args.variant, lk_size=args.lk_size, seed=args.seed, device=device,
+                     **overrides)
+    except (ValueError, FileExistsError) as e:
+        raise SystemExit(f"{p.prog}: error: {e}") from None
     out = summary(result, time.perf_counter() - start)
     base = ", ".join(f"{k} {v:.4g}" for k, v in out["baselines"].items())
     print(f"{out['recipe']} ({out['mode']} run) {out['variant']} K={out['lk_size']} seed {out['seed']}: "
