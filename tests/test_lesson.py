@@ -101,3 +101,14 @@ def test_tiny_run_end_to_end(one_thread):
     lesson.plot_accuracy(res)
     with pytest.raises(ValueError, match="no runs"):
         res.accuracies("K=7")
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"size": 70}, "size must be a multiple of 16"), ({"n_train": 0}, "n_train must be an integer >= 1"),
+    ({"distances": (50,)}, "distances must be integers from 1 to"), ({"seeds": ()}, "seeds must name"),
+    ({"lr": -1.0}, "lr must be a finite number > 0"), ({"epochs": 2.5}, "epochs must be an integer"),
+    ({"stages": 5}, "stages must be an integer in"),
+])
+def test_a_setup_checks_its_fields(override, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        lesson.setup("fast", **override)

@@ -27,6 +27,7 @@ from typing import Sequence
 import numpy as np
 from torch import Tensor, nn
 
+from . import checks
 from .data import reach
 from .erf import compute_erf, scale_decades
 from .blocks import UniRepLKNetBlock
@@ -56,6 +57,26 @@ class Setup:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     layer_scale: float = 1.0      # blocks start active (1e-6 would make each an identity at first)
     erf_images: int = 16
+
+    def __post_init__(self):
+        checks.integer("size", self.size, minimum=16)
+        if self.size % 16:
+            raise ValueError(f"size must be a multiple of 16 (stage 2's centre cell on the image centre), got {self.size}")
+        for name in ("n_train", "n_test", "epochs", "batch_size", "erf_images"):
+            checks.positive_int(name, getattr(self, name))
+        checks.integer("stages", self.stages, 1, 4)
+        if not self.distances or any(not 1 <= checks.integer("distances", d) < self.size // 2 for d in self.distances):
+            raise ValueError(f"distances must be integers from 1 to size // 2 - 1 = {self.size // 2 - 1}, "
+                             f"got {self.distances!r}")
+        if not self.seeds:
+            raise ValueError("seeds must name at least one seed, got none")
+        for seed in self.seeds:
+            checks.integer("seeds", seed, 0, 2**32 - 1)
+        if checks.number("lr", self.lr) <= 0:
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        checks.number("layer_scale", self.layer_scale)
+        if not isinstance(self.global_paths, bool):
+            raise TypeError(f"global_paths must be True or False, got {self.global_paths!r}")
 
 
 def setup(run_size: RunSize | str, **overrides) -> Setup:
