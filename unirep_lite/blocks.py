@@ -56,6 +56,7 @@ def check_mode(module: nn.Module) -> str:
 
 def depthwise_conv(channels: int, k: int, dilation: int = 1, bias: bool = False) -> Conv2d:
     """A depthwise kxk conv with 'same' padding (output size == input size at stride 1)."""
+    checks.positive_int("channels", channels), checks.odd_int("k", k), checks.positive_int("dilation", dilation)
     pad = (equivalent_kernel_size(k, dilation) - 1) // 2
     return Conv2d(channels, channels, k, padding=pad, dilation=dilation, groups=channels, bias=bias)
 
@@ -155,8 +156,9 @@ class SEBlock(nn.Module):
 
     def __init__(self, channels: int, reduction: int = SE_REDUCTION):
         super().__init__()
-        checks.positive_int("reduction", reduction)
-        checks.integer("channels", channels, minimum=reduction)
+        checks.positive_int("channels", channels), checks.positive_int("reduction", reduction)
+        if channels < reduction:
+            raise ValueError(f"channels // reduction must be >= 1, got channels={channels}, reduction={reduction}")
         self.down = Conv2d(channels, channels // reduction, 1, bias=True)
         self.up = Conv2d(channels // reduction, channels, 1, bias=True)
 

@@ -263,7 +263,10 @@ def _conv_chain(model: nn.Module, x: Tensor, stage: int) -> list[tuple[int, int,
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
     try:
         with torch.no_grad():
-            size = tuple(stage_outputs(model, x)[stage].shape[-2:])
+            outs = stage_outputs(model, x)
+            if not -len(outs) <= stage < len(outs):
+                raise ValueError(f"stage {stage} out of range: this model has {len(outs)} stage outputs")
+            size = tuple(outs[stage].shape[-2:])
     finally:
         for h in handles:
             h.remove()

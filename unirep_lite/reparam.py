@@ -36,8 +36,10 @@ BRANCHES: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {
 
 
 def equivalent_kernel_size(k: int, r: int) -> int:
-    """Side of the non-dilated kernel that a kxk kernel with dilation r covers: (k-1)r+1."""
-    checks.positive_int("k", k), checks.positive_int("r", r)
+    """Side of the non-dilated kernel that a kxk kernel with dilation r covers: (k-1)r+1.
+
+    Plain arithmetic, no checks: convs call it while they are traced, with sizes that are tensors.
+    """
     return (k - 1) * r + 1
 
 
@@ -157,7 +159,10 @@ def merge_branches(branches: Iterable[tuple[Tensor, Tensor | None, int]], K: int
     checks.odd_int("K", K)
     kernel = bias = None
     for w, b, r in branches:
-        w = pad_to(dilated_to_sparse(w, r), K)
+        w = dilated_to_sparse(w, r)
+        if w.shape[-1] > K:
+            raise ValueError(f"a branch with dilation r={r} covers {w.shape[-1]} pixels, more than K={K}")
+        w = pad_to(w, K)
         kernel = w if kernel is None else kernel + w
         if b is not None:
             bias = b if bias is None else bias + b

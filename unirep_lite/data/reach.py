@@ -67,7 +67,7 @@ def make(n: int, size: int = 80, distances: Sequence[float] = (6, 12, 18, 24, 30
             raise ValueError(f"distances: d={d} does not fit a {size} x {size} image: expected "
                              f"0 <= d <= {max_distance(size)}")
     if not distances:
-        raise ValueError("expected at least one distance")
+        raise ValueError("distances: expected at least one distance")
     checks.integer("seed", seed, minimum=0)
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % 2

@@ -28,6 +28,7 @@ LAYOUTS = ("paper", "authors")
 NORMALIZATIONS = ("clip", "dataset", "none")
 MIN_SAMPLE_RATE = 100  # a 10 ms frame shift of at least one sample
 MIN_MEL_BINS = 4  # Kaldi's mel banks need more than 3 bins
+MIN_STD = 1e-6  # of the dataset statistics
 
 
 def check_audio(sample_rate, num_mel_bins) -> None:
@@ -135,7 +136,8 @@ class AudioFrontend(nn.Module):
             raise ValueError(f"normalize='dataset' needs stats=(mean, std > 0) of the training set "
                              f"(see dataset_stats), got {stats!r}")
         if stats is not None:
-            checks.number("stats[0] (mean)", stats[0]), checks.number("stats[1] (std)", stats[1], above=0.0)
+            # a std below MIN_STD would blow the normalised filterbank up past float32
+            checks.number("stats[0] (mean)", stats[0]), checks.number("stats[1] (std)", stats[1], minimum=MIN_STD)
         self.sample_rate, self.num_mel_bins, self.target_frames = sample_rate, num_mel_bins, target_frames
         self.normalize, self.augment, self.layout = normalize, augment, layout
         self.stats = None if stats is None else (float(stats[0]), float(stats[1]))

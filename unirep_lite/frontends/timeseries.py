@@ -153,6 +153,7 @@ class TimeSeriesForecaster(nn.Module):
         super().__init__()
         checks.positive_int("horizon", horizon)
         checks.boolean("instance_norm", instance_norm)
+        checks.one_of("embedding", embedding, KINDS)
         embed = CorrformerEmbedding(input_len, channels, n_nodes, d_model, image_size, kind=embedding)  # checked first
         if isinstance(backbone, str):
             backbone = create_model(backbone, in_chans=1, num_classes=0, **backbone_kwargs)
