@@ -146,7 +146,7 @@ def test_forward_shapes_and_headless_features():
     (dict(name="unireplknet_a", lk_size=8), "odd"),
     (dict(name="unireplknet_a", lk_size=19), "expected one of"),
     (dict(name="unireplknet_a", kernel_sizes=((3, 3), (13, 13), (13,) * 5, (13, 13))), "one kernel size per block"),
-    (dict(name="unireplknet_a", depths=(2, 2, 6)), "4 stage depths"),
+    (dict(name="unireplknet_a", depths=(2, 2, 6)), "depths must be 4 integers"),
     (dict(name="unireplknet_a", in_chans=0), "in_chans"),
 ])
 def test_bad_configurations_raise_value_errors(kwargs, match):

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import checks
 from .dwconv import channels_last, depthwise_conv2d
 from .precision import Conv2d
 from .reparam import (
@@ -38,6 +39,13 @@ from .reparam import (
 
 
 MODES = ("exact", "reference", "fast_train")
+SE_REDUCTION = 4
+MIN_DIM = SE_REDUCTION  # the SE block squeezes C channels to C // 4, at least one
+
+
+def check_layer_scale(name: str, value) -> float | None:
+    """None (no layer scale) or the finite number > 0 that every channel's scale starts at."""
+    return None if value is None else checks.number(name, value, above=0.0)
 
 
 def check_mode(module: nn.Module) -> str:
@@ -48,6 +56,7 @@ def check_mode(module: nn.Module) -> str:
 
 def depthwise_conv(channels: int, k: int, dilation: int = 1, bias: bool = False) -> Conv2d:
     """A depthwise kxk conv with 'same' padding (output size == input size at stride 1)."""
+    checks.positive_int("channels", channels), checks.odd_int("k", k), checks.positive_int("dilation", dilation)
     pad = (equivalent_kernel_size(k, dilation) - 1) // 2
     return Conv2d(channels, channels, k, padding=pad, dilation=dilation, groups=channels, bias=bias)
 
@@ -64,6 +73,12 @@ class DilatedReparamBlock(nn.Module):
     def __init__(self, channels: int, K: int, branches: tuple[Sequence[int], Sequence[int]] | None = None,
                  deploy: bool = False):
         super().__init__()
+        checks.positive_int("channels", channels)
+        checks.odd_int("K", K)
+        checks.boolean("deploy", deploy)
+        if branches is not None and not (isinstance(branches, (tuple, list)) and len(branches) == 2
+                                         and all(isinstance(b, (tuple, list)) for b in branches)):
+            raise TypeError(f"branches must be a pair (kernel sizes, dilations) of tuples, got {branches!r}")
         ks, rs = default_branches(K) if branches is None else branches
         ks, rs = tuple(ks), tuple(rs)
         check_branches(K, ks, rs)
@@ -139,8 +154,11 @@ class DilatedReparamBlock(nn.Module):
 class SEBlock(nn.Module):
     """Squeeze-and-Excitation: channel weights from global average pooling (C -> C/4 -> C)."""
 
-    def __init__(self, channels: int, reduction: int = 4):
+    def __init__(self, channels: int, reduction: int = SE_REDUCTION):
         super().__init__()
+        checks.positive_int("channels", channels), checks.positive_int("reduction", reduction)
+        if channels < reduction:
+            raise ValueError(f"channels // reduction must be >= 1, got channels={channels}, reduction={reduction}")
         self.down = Conv2d(channels, channels // reduction, 1, bias=True)
         self.up = Conv2d(channels // reduction, channels, 1, bias=True)
 
@@ -159,7 +177,9 @@ class GRN(nn.Module):
 
     def __init__(self, dim: int, use_bias: bool = True, eps: float = 1e-6):
         super().__init__()
-        self.eps = eps
+        checks.positive_int("dim", dim)
+        checks.boolean("use_bias", use_bias)
+        self.eps = checks.number("eps", eps, above=0.0)
         self.gamma = nn.Parameter(torch.zeros(1, 1, 1, dim))
         self.beta = nn.Parameter(torch.zeros(1, 1, 1, dim)) if use_bias else None
 
@@ -200,7 +220,7 @@ class DropPath(nn.Module):
 
     def __init__(self, p: float = 0.0):
         super().__init__()
-        self.p = p
+        self.p = checks.probability("p", p)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.p == 0.0 or not self.training:
@@ -226,8 +246,13 @@ class UniRepLKNetBlock(nn.Module):
                  layer_scale_init_value: float | None = 1e-6, deploy: bool = False,
                  branches: tuple[Sequence[int], Sequence[int]] | None = None, ffn_factor: int = 4):
         super().__init__()
-        if not isinstance(kernel_size, int) or isinstance(kernel_size, bool) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"block kernel size must be a positive odd integer, got {kernel_size!r}")
+        checks.integer("dim", dim, minimum=MIN_DIM)
+        if not checks.is_int(kernel_size) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"block kernel size must be a positive odd integer, got kernel_size={kernel_size!r}")
+        checks.probability("drop_path", drop_path)
+        check_layer_scale("layer_scale_init_value", layer_scale_init_value)
+        checks.boolean("deploy", deploy)
+        checks.positive_int("ffn_factor", ffn_factor)
         self.deploy = deploy
         self.kernel_size = kernel_size
         if kernel_size >= 7:
@@ -243,7 +268,7 @@ class UniRepLKNetBlock(nn.Module):
             self.pwconv2 = nn.Sequential(nn.Linear(hidden, dim, bias=True), NHWCtoNCHW())
         else:
             self.pwconv2 = nn.Sequential(nn.Linear(hidden, dim, bias=False), NHWCtoNCHW(), nn.BatchNorm2d(dim))
-        use_ls = not deploy and layer_scale_init_value is not None and layer_scale_init_value > 0
+        use_ls = not deploy and layer_scale_init_value is not None
         self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale_init_value))) if use_ls else None
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.mode = "exact"  # see the module docstring; the Dilated Reparam Block has its own

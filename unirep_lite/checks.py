@@ -11,13 +11,13 @@ import numbers
 from typing import Sequence
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def integer(name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
     """`value` as an int in [minimum, maximum]; TypeError for a non-integer (bools and floats too)."""
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     value = int(value)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
@@ -32,18 +32,46 @@ def positive_int(name: str, value) -> int:
 
 
 def number(name: str, value, minimum: float | None = None, maximum: float | None = None,
-           below: float | None = None) -> float:
-    """`value` as a finite float in [minimum, maximum] (or < below); TypeError for a non-number."""
+           below: float | None = None, above: float | None = None) -> float:
+    """`value` as a finite float in [minimum, maximum] (or < below, > above); TypeError for a non-number."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {value!r}")
     value = float(value)
     ok = math.isfinite(value) and (minimum is None or value >= minimum) and (maximum is None or value <= maximum) \
-        and (below is None or value < below)
+        and (below is None or value < below) and (above is None or value > above)
     if not ok:
-        parts = [p for p in (minimum is not None and f">= {minimum}", maximum is not None and f"<= {maximum}",
-                             below is not None and f"< {below}") if p]
+        parts = [p for p in (minimum is not None and f">= {minimum}", above is not None and f"> {above}",
+                             maximum is not None and f"<= {maximum}", below is not None and f"< {below}") if p]
         raise ValueError(f"{name} must be a finite number{' ' + ' and '.join(parts) if parts else ''}, got {value!r}")
     return value
+
+
+def odd_int(name: str, value) -> int:
+    """A kernel size: a positive odd integer."""
+    value = integer(name, value, minimum=1)
+    if value % 2 == 0:
+        raise ValueError(f"{name} must be a positive odd integer, got {value!r}")
+    return value
+
+
+def probability(name: str, value) -> float:
+    """A drop rate: a number in [0, 1) (1 would drop everything)."""
+    return number(name, value, minimum=0.0, below=1.0)
+
+
+def boolean(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def integers(name: str, value, length: int | None = None, minimum: int | None = None) -> tuple[int, ...]:
+    """A tuple or list of integers >= minimum, `length` of them when given."""
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple or list of integers, got {value!r}")
+    if length is not None and len(value) != length:
+        raise ValueError(f"{name} must be {length} integers, got {len(value)}: {value!r}")
+    return tuple(integer(f"{name}[{i}]", v, minimum=minimum) for i, v in enumerate(value))
 
 
 def one_of(name: str, value, choices: Sequence):
@@ -54,8 +82,8 @@ def one_of(name: str, value, choices: Sequence):
 
 def size_2d(name: str, value) -> tuple[int, int]:
     """An image size: one positive integer (square) or a pair of them."""
-    pair = (value, value) if _is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else None
-    if pair is None or len(pair) != 2 or not all(_is_int(v) and v >= 1 for v in pair):
+    pair = (value, value) if is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else None
+    if pair is None or len(pair) != 2 or not all(is_int(v) and v >= 1 for v in pair):
         raise ValueError(f"{name} must be a positive integer or a pair of them, got {value!r}")
     return int(pair[0]), int(pair[1])
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import checks
 from .blocks import DilatedReparamBlock, UniRepLKNetBlock
 from .env import progress_bar, seed_everything
 from .model import create_model, reparameterize
@@ -53,6 +54,7 @@ def scale_decades(erf_map: np.ndarray, decades: float = 4.0) -> np.ndarray:
     case) they are large and the log compresses them; for a random-init network they are far below 1,
     so log10(x + 1) ~ x / ln 10 is linear and only the peak shows. Relative decades show the spread.
     """
+    checks.number("decades", decades, above=0.0)
     m = np.asarray(erf_map, dtype=np.float64)
     top = m.max()
     if top <= 0:
@@ -70,8 +72,8 @@ def area_ratio(erf_map: np.ndarray, t: float) -> float:
     m = np.asarray(erf_map, dtype=np.float64)
     if m.ndim != 2:
         raise ValueError(f"expected a 2-D ERF map (H, W), got shape {m.shape}")
-    if not 0 < t <= 1:
-        raise ValueError(f"threshold t must be in (0, 1], got {t}")
+    if isinstance(t, bool) or not isinstance(t, (int, float, np.floating)) or not 0 < t <= 1:
+        raise ValueError(f"threshold t must be in (0, 1], got {t!r}")
     if (m < 0).any():
         raise ValueError("an ERF map is non-negative (relu'd gradients); got negative values")
     total = m.sum()
@@ -145,9 +147,9 @@ def load_images(source: str | os.PathLike = "photos", n: int = 8, resolution: in
     the number of files, seeded random crops of them are added. `normalize` applies ImageNet's
     mean and std (not to noise, which is already centred).
     """
-    if not isinstance(n, int) or n < 1:
+    if not checks.is_int(n) or n < 1:
         raise ValueError(f"n (number of images) must be a positive integer, got {n!r}")
-    if not isinstance(resolution, int) or resolution < 8:
+    if not checks.is_int(resolution) or resolution < 8:
         raise ValueError(f"resolution must be an integer >= 8, got {resolution!r}")
     g = torch.Generator().manual_seed(seed)
     if source == "noise":
@@ -261,7 +263,10 @@ def _conv_chain(model: nn.Module, x: Tensor, stage: int) -> list[tuple[int, int,
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
     try:
         with torch.no_grad():
-            size = tuple(stage_outputs(model, x)[stage].shape[-2:])
+            outs = stage_outputs(model, x)
+            if not -len(outs) <= stage < len(outs):
+                raise ValueError(f"stage {stage} out of range: this model has {len(outs)} stage outputs")
+            size = tuple(outs[stage].shape[-2:])
     finally:
         for h in handles:
             h.remove()
@@ -280,7 +285,9 @@ def theoretical_receptive_field(model: nn.Module, stage: int = -1, resolution: i
     Global operations (UniRepLKNet's SE and GRN, ConvNeXt V2's GRN) technically let every pixel
     affect every output; this is the field of the local (convolutional) path, the usual meaning.
     """
-    c = in_chans if in_chans is not None else getattr(model, "in_chans", 3)
+    checks.integer("stage", stage)
+    checks.positive_int("resolution", resolution)
+    c = checks.positive_int("in_chans", in_chans) if in_chans is not None else getattr(model, "in_chans", 3)
     p = next(model.parameters())
     x = torch.zeros(1, c, resolution, resolution, dtype=p.dtype, device=p.device)
     return receptive_field(_conv_chain(model, x, stage))
@@ -342,8 +349,9 @@ def compute_erf(model: nn.Module, images: Tensor, stage: int = -1, batch_size: i
         raise ValueError(f"expected at least one image of at least 1 x 1 pixels, got shape {tuple(images.shape)}")
     if not torch.isfinite(images).all():
         raise ValueError("the images contain NaN or inf values")
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if not checks.is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    checks.integer("stage", stage)
     callers, was_training = model, model.training  # the caller's model gets its mode back at the end
     total = torch.zeros(images.shape[-2:], dtype=torch.float64)
     n_stages = None

@@ -18,8 +18,10 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from .blocks import MODES, DilatedReparamBlock, LayerNorm2d, UniRepLKNetBlock
+from . import checks
+from .blocks import MIN_DIM, MODES, DilatedReparamBlock, LayerNorm2d, UniRepLKNetBlock, check_layer_scale
 from .precision import Conv2d
+from .reparam import BRANCHES
 
 
 @dataclass(frozen=True)
@@ -73,22 +75,30 @@ class UniRepLKNet(nn.Module):
         branches: tuple[Sequence[int], Sequence[int]] | None = None,
     ):
         super().__init__()
-        depths, dims = tuple(depths), tuple(dims)
-        if len(depths) != 4 or len(dims) != 4:
-            raise ValueError(f"expected 4 stage depths and 4 stage widths, got depths={depths}, dims={dims}")
+        depths = checks.integers("depths", depths, length=4, minimum=1)
+        dims = checks.integers("dims", dims, length=4, minimum=MIN_DIM)
         if kernel_sizes is None:
             kernel_sizes = default_kernel_sizes(depths)
+        if not (isinstance(kernel_sizes, (tuple, list)) and all(isinstance(ks, (tuple, list)) for ks in kernel_sizes)):
+            raise TypeError(f"kernel_sizes must be 4 tuples of kernel sizes, one per stage, got {kernel_sizes!r}")
         kernel_sizes = tuple(tuple(ks) for ks in kernel_sizes)
         if len(kernel_sizes) != 4 or any(len(ks) != d for ks, d in zip(kernel_sizes, depths)):
             raise ValueError(
                 f"kernel_sizes must give one kernel size per block of each stage, i.e. lengths {depths}; "
                 f"got lengths {tuple(len(ks) for ks in kernel_sizes)}"
             )
+        for i, ks in enumerate(kernel_sizes):
+            for j, k in enumerate(ks):
+                checks.odd_int(f"kernel_sizes[{i}][{j}]", k)
         if not (isinstance(in_chans, int) and in_chans >= 1) or isinstance(in_chans, bool):
             raise ValueError(f"in_chans must be a positive integer, got {in_chans!r}")
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
             raise ValueError(f"num_classes must be an integer >= 0 (0: no classifier, features only), "
                              f"got {num_classes!r}")
+        checks.probability("drop_path_rate", drop_path_rate)
+        check_layer_scale("layer_scale_init_value", layer_scale_init_value)
+        checks.number("head_init_scale", head_init_scale)
+        checks.boolean("deploy", deploy)
         self.in_chans, self.num_classes = in_chans, num_classes
         self.depths, self.dims, self.kernel_sizes = depths, dims, kernel_sizes
         self.config = dict(in_chans=in_chans, num_classes=num_classes, depths=depths, dims=dims,
@@ -211,17 +221,21 @@ def create_model(
                                 or lk_size < 1 or lk_size % 2 == 0):
         raise ValueError(f"lk_size must be a positive odd integer (the large kernel K, e.g. 13) or None, "
                          f"got {lk_size!r}")
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a model name such as 'unireplknet_a', got {name!r}")
     key = name.lower().removeprefix("unireplknet_")
     if key not in VARIANTS:
-        raise ValueError(f"unknown model {name!r}: expected one of {list_models()}")
+        raise ValueError(f"unknown model name {name!r}: expected one of {list_models()}")
     v = VARIANTS[key]
-    depths = tuple(overrides.pop("depths", v.depths))
+    depths = overrides.pop("depths", v.depths)
     dims = overrides.pop("dims", v.dims)
     if "kernel_sizes" in overrides and lk_size is not None:
         raise ValueError("pass either kernel_sizes= or lk_size=, not both")
+    if lk_size is not None and lk_size >= 7 and lk_size not in BRANCHES and overrides.get("branches") is None:
+        raise ValueError(f"lk_size={lk_size} has no default Dilated Reparam branches: expected one of "
+                         f"{sorted(BRANCHES)}, or pass branches=(kernel_sizes, dilations)")
     if "kernel_sizes" not in overrides:
-        if len(depths) != 4:
-            raise ValueError(f"expected 4 stage depths, got {depths}")
+        depths = checks.integers("depths", depths, length=4, minimum=1)
         overrides["kernel_sizes"] = default_kernel_sizes(depths, v.stage3_pattern,
                                                          LARGE_KERNEL if lk_size is None else lk_size)
     return UniRepLKNet(in_chans=in_chans, num_classes=num_classes, depths=depths, dims=dims,

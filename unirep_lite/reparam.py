@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import checks
+
 # Branches (kernel sizes k, dilations r) of the Dilated Reparam Block for each large kernel K,
 # from the authors' code (authoritative where the paper's text differs). Besides these, every
 # block has the non-dilated KxK branch itself.
@@ -34,37 +36,43 @@ BRANCHES: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {
 
 
 def equivalent_kernel_size(k: int, r: int) -> int:
-    """Side of the non-dilated kernel that a kxk kernel with dilation r covers: (k-1)r+1."""
+    """Side of the non-dilated kernel that a kxk kernel with dilation r covers: (k-1)r+1.
+
+    Plain arithmetic, no checks: convs call it while they are traced, with sizes that are tensors.
+    """
     return (k - 1) * r + 1
 
 
 def check_branches(K: int, ks: Sequence[int], rs: Sequence[int]) -> None:
     """Raise a ValueError naming the problem unless (ks, rs) are valid branches of a KxK block."""
-    if not isinstance(K, int) or K < 1 or K % 2 == 0:
+    if not checks.is_int(K) or K < 1 or K % 2 == 0:
         raise ValueError(f"the large kernel size K must be a positive odd integer, got {K!r}")
+    if not isinstance(ks, (tuple, list)) or not isinstance(rs, (tuple, list)):
+        raise TypeError(f"branches must be a pair (kernel sizes, dilations) of tuples, got {ks!r}, {rs!r}")
     if len(ks) != len(rs):
         raise ValueError(
-            f"expected one dilation per branch kernel size, got {len(ks)} kernel sizes {tuple(ks)} "
+            f"branches: expected one dilation per branch kernel size, got {len(ks)} kernel sizes {tuple(ks)} "
             f"and {len(rs)} dilations {tuple(rs)}"
         )
     seen = set()
     for k, r in zip(ks, rs):
-        if not isinstance(k, int) or k < 1 or k % 2 == 0:
-            raise ValueError(f"branch kernel sizes must be positive odd integers, got k={k!r}")
-        if not isinstance(r, int) or r < 1:
-            raise ValueError(f"branch dilations must be integers >= 1, got r={r!r} (for k={k})")
+        if not checks.is_int(k) or k < 1 or k % 2 == 0:
+            raise ValueError(f"branches: kernel sizes must be positive odd integers, got k={k!r}")
+        if not checks.is_int(r) or r < 1:
+            raise ValueError(f"branches: dilations must be integers >= 1, got r={r!r} (for k={k})")
         if equivalent_kernel_size(k, r) > K:
             raise ValueError(
-                f"branch (k={k}, r={r}) covers (k-1)r+1 = {equivalent_kernel_size(k, r)} pixels, "
+                f"branches: (k={k}, r={r}) covers (k-1)r+1 = {equivalent_kernel_size(k, r)} pixels, "
                 f"more than the large kernel K={K}: expected (k-1)r+1 <= K"
             )
         if (k, r) in seen:
-            raise ValueError(f"branch (k={k}, r={r}) appears twice; each (k, r) may appear once")
+            raise ValueError(f"branches: (k={k}, r={r}) appears twice; each (k, r) may appear once")
         seen.add((k, r))
 
 
 def default_branches(K: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The authors' branch table entry for K, or a ValueError listing the supported sizes."""
+    checks.odd_int("K", K)
     if K not in BRANCHES:
         raise ValueError(
             f"no default Dilated Reparam branches for K={K}: expected one of {sorted(BRANCHES)}, "
@@ -109,8 +117,7 @@ def dilated_to_sparse(kernel: Tensor, r: int) -> Tensor:
     """
     if kernel.dim() != 4 or kernel.shape[-1] != kernel.shape[-2]:
         raise ValueError(f"expected a square conv kernel of shape (out, in/groups, k, k), got {tuple(kernel.shape)}")
-    if not isinstance(r, int) or r < 1:
-        raise ValueError(f"dilation must be an integer >= 1, got {r!r}")
+    checks.positive_int("r", r)
     if r == 1:
         return kernel
     k = kernel.shape[-1]
@@ -126,6 +133,7 @@ def dilated_to_sparse_transpose(kernel: Tensor, r: int) -> Tensor:
     Each (out, in) slice is treated as its own single channel (the appendix's general case), so
     grouped and dense kernels work too. Kept to show that the strided assignment is the same thing.
     """
+    checks.positive_int("r", r)
     o, i, k, _ = kernel.shape
     identity = kernel.new_ones(1, 1, 1, 1)
     flat = F.conv_transpose2d(kernel.reshape(o * i, 1, k, k), identity, stride=r)
@@ -134,9 +142,10 @@ def dilated_to_sparse_transpose(kernel: Tensor, r: int) -> Tensor:
 
 def pad_to(kernel: Tensor, K: int) -> Tensor:
     """Zero-pad a kxk kernel (k <= K, same parity) equally on all sides to KxK."""
+    checks.positive_int("K", K)
     k = kernel.shape[-1]
     if k > K or (K - k) % 2:
-        raise ValueError(f"cannot centre a {k}x{k} kernel in {K}x{K}: expected k <= K and K - k even")
+        raise ValueError(f"cannot centre a {k}x{k} kernel in {K}x{K}: expected k <= K and K - k even, got K={K}")
     p = (K - k) // 2
     return F.pad(kernel, (p, p, p, p)) if p else kernel
 
@@ -147,9 +156,13 @@ def merge_branches(branches: Iterable[tuple[Tensor, Tensor | None, int]], K: int
     Parallel convs with 'same' padding on the same input add up linearly, so once every kernel is
     non-dilated and centred in KxK, the sum of kernels is the kernel of the sum.
     """
+    checks.odd_int("K", K)
     kernel = bias = None
     for w, b, r in branches:
-        w = pad_to(dilated_to_sparse(w, r), K)
+        w = dilated_to_sparse(w, r)
+        if w.shape[-1] > K:
+            raise ValueError(f"a branch with dilation r={r} covers {w.shape[-1]} pixels, more than K={K}")
+        w = pad_to(w, K)
         kernel = w if kernel is None else kernel + w
         if b is not None:
             bias = b if bias is None else bias + b

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from . import checks
 from .blocks import GRN
 
 
@@ -20,8 +21,8 @@ def count_macs(model: nn.Module, resolution: int | tuple[int, int] = 224, in_cha
 
     Counts convolutions and matrix multiplies, which is what the paper's "FLOPs" column reports.
     """
-    h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
-    c = in_chans if in_chans is not None else getattr(model, "in_chans", 3)
+    h, w = checks.size_2d("resolution", resolution)
+    c = checks.positive_int("in_chans", in_chans) if in_chans is not None else getattr(model, "in_chans", 3)
     p = next(model.parameters())
     x = torch.zeros(1, c, h, w, dtype=p.dtype, device=p.device)
     was_training = model.training

@@ -11,11 +11,13 @@ Generated from a seed with NumPy, offline, the same everywhere: nothing is cache
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from .. import checks
 
 HALF = 2  # marks are (2 * HALF + 1) squares
 _DIAGONAL = np.eye(2 * HALF + 1, dtype=np.float32)
@@ -55,11 +57,18 @@ def make(n: int, size: int = 80, distances: Sequence[float] = (6, 12, 18, 24, 30
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
-    if not isinstance(size, int) or size < 16:
+    if not isinstance(size, int) or isinstance(size, bool) or size < 16:
         raise ValueError(f"size must be an integer >= 16, got {size!r}")
-    distances = tuple(float(v) for v in distances)
+    if isinstance(distances, (str, bytes)) or not isinstance(distances, Iterable):
+        raise TypeError(f"distances must be a sequence of numbers, got {distances!r}")
+    distances = tuple(checks.number(f"distances[{i}]", v) for i, v in enumerate(distances))
+    for d in distances:
+        if not 0 <= d <= max_distance(size):
+            raise ValueError(f"distances: d={d} does not fit a {size} x {size} image: expected "
+                             f"0 <= d <= {max_distance(size)}")
     if not distances:
-        raise ValueError("expected at least one distance")
+        raise ValueError("distances: expected at least one distance")
+    checks.integer("seed", seed, minimum=0)
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % 2
     dist = np.array(distances)[(np.arange(n) // 2) % len(distances)]

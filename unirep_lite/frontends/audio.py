@@ -17,6 +17,8 @@ import math
 import torch
 from torch import nn
 
+from .. import checks
+
 SAMPLE_RATE = 16000
 NUM_MEL_BINS = 128
 TARGET_FRAMES = 128
@@ -24,6 +26,14 @@ FRAME_LENGTH_MS, FRAME_SHIFT_MS = 25.0, 10.0
 LOW_FREQ = 20.0  # Kaldi's default lowest mel-filter edge
 LAYOUTS = ("paper", "authors")
 NORMALIZATIONS = ("clip", "dataset", "none")
+MIN_SAMPLE_RATE = 100  # a 10 ms frame shift of at least one sample
+MIN_MEL_BINS = 4  # Kaldi's mel banks need more than 3 bins
+MIN_STD = 1e-6  # of the dataset statistics
+
+
+def check_audio(sample_rate, num_mel_bins) -> None:
+    checks.integer("sample_rate", sample_rate, minimum=MIN_SAMPLE_RATE)
+    checks.integer("num_mel_bins", num_mel_bins, minimum=MIN_MEL_BINS)
 
 
 def hz_to_mel(f):
@@ -38,6 +48,8 @@ def mel_to_hz(m):
 def mel_bin_centers(num_bins: int = NUM_MEL_BINS, sample_rate: int = SAMPLE_RATE,
                     low_freq: float = LOW_FREQ, high_freq: float | None = None) -> torch.Tensor:
     """Centre frequency (Hz) of each triangular mel filter: equally spaced in mel between the edges."""
+    checks.positive_int("num_bins", num_bins)
+    checks.number("sample_rate", sample_rate, above=0.0)
     high_freq = sample_rate / 2 if high_freq is None else high_freq
     lo, hi = hz_to_mel(low_freq), hz_to_mel(high_freq)
     step = (hi - lo) / (num_bins + 1)
@@ -49,6 +61,7 @@ def log_mel_fbank(wave: torch.Tensor, sample_rate: int = SAMPLE_RATE,
     """One mono waveform (1 x N) -> log-mel filterbank, frames x bins (no padding, no normalising)."""
     import torchaudio.compliance.kaldi as kaldi
 
+    check_audio(sample_rate, num_mel_bins)
     min_samples = int(sample_rate * FRAME_LENGTH_MS / 1000)
     if wave.ndim != 2 or wave.shape[0] != 1 or wave.shape[1] < min_samples:
         raise ValueError(f"expected a mono waveform 1 x N with N >= {min_samples} samples "
@@ -69,6 +82,7 @@ def log_mel_fbank_batch(waves: torch.Tensor, sample_rate: int = SAMPLE_RATE,
     """
     import torchaudio.compliance.kaldi as kaldi
 
+    check_audio(sample_rate, num_mel_bins)
     size = int(sample_rate * FRAME_LENGTH_MS / 1000)
     shift = int(sample_rate * FRAME_SHIFT_MS / 1000)
     if waves.ndim != 2 or waves.shape[1] < size:
@@ -107,14 +121,23 @@ class AudioFrontend(nn.Module):
         super().__init__()
         import torchaudio.transforms as T
 
-        normalize = {True: "clip", False: "none"}.get(normalize, normalize)
+        check_audio(sample_rate, num_mel_bins)
+        checks.positive_int("target_frames", target_frames)
+        checks.integer("freq_mask", freq_mask, minimum=0)
+        checks.integer("time_mask", time_mask, minimum=0)
+        checks.boolean("augment", augment)
+        normalize = {True: "clip", False: "none"}.get(normalize, normalize) if isinstance(normalize, (bool, str)) \
+            else normalize
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS} (or True / False), got {normalize!r}")
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-        if normalize == "dataset" and (stats is None or len(stats) != 2 or not stats[1] > 0):
+        if (normalize == "dataset" or stats is not None) and not (isinstance(stats, (tuple, list)) and len(stats) == 2):
             raise ValueError(f"normalize='dataset' needs stats=(mean, std > 0) of the training set "
                              f"(see dataset_stats), got {stats!r}")
+        if stats is not None:
+            # a std below MIN_STD would blow the normalised filterbank up past float32
+            checks.number("stats[0] (mean)", stats[0]), checks.number("stats[1] (std)", stats[1], minimum=MIN_STD)
         self.sample_rate, self.num_mel_bins, self.target_frames = sample_rate, num_mel_bins, target_frames
         self.normalize, self.augment, self.layout = normalize, augment, layout
         self.stats = None if stats is None else (float(stats[0]), float(stats[1]))

@@ -89,6 +89,7 @@ class PointProjection(nn.Module):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.height, self.width = checks.size_2d("image_size", image_size)
+        checks.boolean("learnable", learnable)
         self.mode = mode
         if learnable:
             self.views = nn.Parameter(view_matrices())

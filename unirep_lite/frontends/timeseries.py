@@ -22,6 +22,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .. import checks
 from ..model import create_model
 
 KINDS = ("corrformer", "linear")
@@ -29,6 +30,7 @@ KINDS = ("corrformer", "linear")
 
 def split_nodes(x: Tensor, n_nodes: int) -> Tensor:
     """B x L x D -> B*n x L x D/n: node k holds channels k*D/n ... (k+1)*D/n - 1."""
+    checks.positive_int("n_nodes", n_nodes)
     b, length, d = x.shape
     if d % n_nodes:
         raise ValueError(f"D = {d} channels do not split into {n_nodes} equal nodes")
@@ -37,6 +39,7 @@ def split_nodes(x: Tensor, n_nodes: int) -> Tensor:
 
 def merge_nodes(y: Tensor, n_nodes: int) -> Tensor:
     """B*n x T x D/n -> B x T x D, the inverse of `split_nodes`."""
+    checks.positive_int("n_nodes", n_nodes)
     bn, t, per_node = y.shape
     b = bn // n_nodes
     return y.reshape(b, n_nodes, t, per_node).permute(0, 2, 1, 3).reshape(b, t, n_nodes * per_node)
@@ -44,6 +47,7 @@ def merge_nodes(y: Tensor, n_nodes: int) -> Tensor:
 
 def positional_embedding(length: int, d_model: int) -> Tensor:
     """The Transformer's fixed sinusoidal positions, L x D': sin on even, cos on odd columns."""
+    checks.positive_int("length", length), checks.positive_int("d_model", d_model)
     position = torch.arange(length, dtype=torch.float64).unsqueeze(1)
     div = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float64) * (-math.log(10000.0) / d_model))
     pe = torch.zeros(length, d_model, dtype=torch.float64)
@@ -69,13 +73,16 @@ class CorrformerEmbedding(nn.Module):
     def __init__(self, input_len: int, channels: int, n_nodes: int, d_model: int,
                  image_size: tuple[int, int] | None = None, kind: str = "linear"):
         super().__init__()
+        for name, value in (("input_len", input_len), ("channels", channels), ("n_nodes", n_nodes),
+                            ("d_model", d_model)):
+            checks.positive_int(name, value)
         if channels % n_nodes:
             raise ValueError(f"channels D = {channels} must be divisible by n_nodes = {n_nodes}")
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         self.input_len, self.channels, self.n_nodes, self.d_model = input_len, channels, n_nodes, d_model
         self.kind = kind
-        self.image_size = image_size or (input_len, d_model)
+        self.image_size = (input_len, d_model) if image_size is None else checks.size_2d("image_size", image_size)
         if self.image_size[0] * self.image_size[1] != input_len * d_model:
             raise ValueError(f"image_size {self.image_size} must hold L*D' = {input_len * d_model} pixels")
         per_node = channels // n_nodes
@@ -113,6 +120,11 @@ class ForecastHead(nn.Module):
 
     def __init__(self, in_features: int, horizon: int, channels: int, n_nodes: int):
         super().__init__()
+        for name, value in (("in_features", in_features), ("horizon", horizon), ("channels", channels),
+                            ("n_nodes", n_nodes)):
+            checks.positive_int(name, value)
+        if channels % n_nodes:
+            raise ValueError(f"channels D = {channels} must be divisible by n_nodes = {n_nodes}")
         self.horizon, self.n_nodes, self.per_node = horizon, n_nodes, channels // n_nodes
         self.proj = nn.Linear(in_features, horizon * self.per_node)
 
@@ -139,9 +151,16 @@ class TimeSeriesForecaster(nn.Module):
                  backbone="unireplknet_a", image_size=None, instance_norm: bool = True,
                  embedding: str = "linear", **backbone_kwargs):
         super().__init__()
+        checks.positive_int("horizon", horizon)
+        checks.boolean("instance_norm", instance_norm)
+        checks.one_of("embedding", embedding, KINDS)
+        embed = CorrformerEmbedding(input_len, channels, n_nodes, d_model, image_size, kind=embedding)  # checked first
         if isinstance(backbone, str):
             backbone = create_model(backbone, in_chans=1, num_classes=0, **backbone_kwargs)
-        self.embed = CorrformerEmbedding(input_len, channels, n_nodes, d_model, image_size, kind=embedding)
+        if not (hasattr(backbone, "num_features") and hasattr(backbone, "forward_features")):
+            raise TypeError(f"backbone must be a model name or a model with num_features and forward_features, "
+                            f"got {type(backbone).__name__}")
+        self.embed = embed
         self.backbone = backbone
         self.head = ForecastHead(backbone.num_features, horizon, channels, n_nodes)
         self.instance_norm = instance_norm

@@ -16,9 +16,12 @@ import math
 import torch
 from torch import nn
 
+from .. import checks
+
 
 def grid_shape(num_frames: int) -> tuple[int, int]:
     """(rows, cols) of the most square grid that holds exactly num_frames frames (16 -> 4 x 4)."""
+    checks.positive_int("num_frames", num_frames)
     rows = int(math.isqrt(num_frames))
     while num_frames % rows:
         rows -= 1
@@ -31,7 +34,16 @@ def _check(frames: torch.Tensor) -> torch.Tensor:
     if frames.ndim != 5:
         raise ValueError("expected frames N_F x C x h x w or B x N_F x C x h x w, "
                          f"got shape {tuple(frames.shape)}")
+    if frames.shape[1] < 1:
+        raise ValueError(f"expected at least one frame (N_F >= 1), got shape {tuple(frames.shape)}")
     return frames
+
+
+def check_grid(grid) -> tuple[int, int]:
+    """A frame grid: a pair (rows, cols) of positive integers."""
+    if not (isinstance(grid, (tuple, list)) and len(grid) == 2):
+        raise ValueError(f"grid must be a pair (rows, cols) of positive integers, got {grid!r}")
+    return checks.positive_int("grid rows", grid[0]), checks.positive_int("grid cols", grid[1])
 
 
 def tile_frames(frames: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
@@ -39,7 +51,7 @@ def tile_frames(frames: torch.Tensor, grid: tuple[int, int] | None = None) -> to
     single = frames.ndim == 4
     x = _check(frames)
     b, n, c, h, w = x.shape
-    rows, cols = grid or grid_shape(n)
+    rows, cols = grid_shape(n) if grid is None else check_grid(grid)
     if rows * cols != n:
         raise ValueError(f"grid {rows} x {cols} does not hold {n} frames")
     # split N_F into (rows, cols), then interleave axes so each frame stays a contiguous h x w block
@@ -51,8 +63,10 @@ def untile_frames(image: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """Inverse of tile_frames: (B x) C x rows*h x cols*w -> (B x) N_F x C x h x w."""
     single = image.ndim == 3
     x = image.unsqueeze(0) if single else image
+    rows, cols = check_grid(grid)
+    if x.ndim != 4:
+        raise ValueError(f"expected an image C x H x W or B x C x H x W, got shape {tuple(image.shape)}")
     b, c, hh, ww = x.shape
-    rows, cols = grid
     if hh % rows or ww % cols:
         raise ValueError(f"a {hh} x {ww} image does not split into a {rows} x {cols} grid")
     out = x.reshape(b, c, rows, hh // rows, cols, ww // cols).permute(0, 2, 4, 1, 3, 5)
