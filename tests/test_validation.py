@@ -251,7 +251,7 @@ PARAMS = [pytest.param(case, id=f"{owner}-{case_id(case[0])}") for owner, cases 
 
 
 @pytest.mark.parametrize("case", PARAMS)
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)  # the same draws on every run: CI cannot flake
 @given(data=st.data())
 def test_bad_arguments_are_refused_by_name_or_work(case, data):
     name, build, smoke, values = case
@@ -264,7 +264,7 @@ def erf_model():
 
 
 @pytest.mark.parametrize("index", range(len(erf_cases(None))), ids=[c[0] for c in erf_cases(None)])
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)  # the same draws on every run: CI cannot flake
 @given(data=st.data())
 def test_stats_and_erf_arguments(erf_model, index, data):
     name, build, smoke, values = erf_cases(erf_model)[index]
