@@ -291,3 +291,37 @@ def test_a_model_with_drop_path_trains_a_step():
     optimizer.step()
     assert math.isfinite(loss.item())
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+# ---------------------------------------------------------------- config dataclasses: TrainConfig, lesson.Setup
+
+def _train_config_fields():
+    from unirep_lite.train import TrainConfig
+
+    return TrainConfig, ["epochs", "batch_size", "lr", "min_lr", "weight_decay", "warmup_fraction",
+                         "label_smoothing", "mixup_alpha", "grad_clip", "task", "amp", "channels_last", "seed",
+                         "device", "num_workers", "data_on_device", "progress", "reparameterize", "overwrite"]
+
+
+def _setup_fields():
+    from unirep_lite import lesson
+
+    return (lambda **kw: lesson.setup("fast", **kw)), ["size", "distances", "n_train", "n_test", "stages",
+                                                       "epochs", "batch_size", "lr", "seeds", "layer_scale",
+                                                       "erf_images", "global_paths"]
+
+
+CONFIGS = [(make, field) for make, fields in (_train_config_fields(), _setup_fields()) for field in fields]
+
+
+@pytest.mark.parametrize("make, field", CONFIGS, ids=[f"{'TrainConfig' if i < 19 else 'Setup'}-{f}"
+                                                       for i, (_, f) in enumerate(CONFIGS)])
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(value=ANY)
+def test_config_fields_are_checked_when_the_config_is_made(make, field, value):
+    try:
+        config = make(**{field: value})
+    except (ValueError, TypeError) as e:
+        assert re.search(rf"\b{field}\b", str(e)), f"{field}={value!r}: the message does not name it: {e}"
+        return
+    assert getattr(config, field) == value or value != value  # kept as given (NaN never reaches here)

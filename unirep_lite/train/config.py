@@ -65,6 +65,9 @@ class TrainConfig:
             if value is not None and (not isinstance(value, (str, os.PathLike)) or str(value) == ""):
                 raise TypeError(f"{name} must be None or a file path, got {value!r}")
         if self.device is not None:
+            if not isinstance(self.device, (str, torch.device)):
+                raise TypeError(f"device must be None, a device name such as 'cpu' or a torch.device, "
+                                f"got {self.device!r}")
             try:
                 torch.device(self.device)
             except (RuntimeError, TypeError):
