@@ -1,4 +1,8 @@
 """Fixtures shared by the test files."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -33,3 +37,13 @@ def write_mp4():
                 container.mux(packet)
 
     return write
+
+
+@pytest.fixture
+def python_without():
+    """python_without(module, code): run `code` in a fresh interpreter in which `import module` fails."""
+    def run(module: str, code: str, timeout: float = 300):
+        prelude = f"import sys; sys.modules[{module!r}] = None\n"  # makes `import module` raise ImportError
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+        subprocess.run([sys.executable, "-c", prelude + code], check=True, env=env, timeout=timeout)
+    return run

@@ -1,8 +1,5 @@
 """timm-native UniRepLKNet: registry, create_model, features_only, reparameterize_model, local weights."""
 import importlib
-import os
-import subprocess
-import sys
 import warnings
 
 import pytest
@@ -150,11 +147,9 @@ def test_one_entrypoint_per_variant():
             == "unirep_lite.timm_models"
 
 
-def test_registration_without_timm():
-    code = ("import sys; sys.modules['timm'] = None\n"  # makes `import timm` raise ImportError
-            "import unirep_lite\n"
-            "from unirep_lite import timm_models\n"
-            "assert timm_models.timm is None and timm_models.register() == []\n"
-            "assert unirep_lite.create_model('unireplknet_a', depths=(1, 1, 1, 1)).num_classes == 1000\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+def test_registration_without_timm(python_without):
+    python_without("timm",
+                   "import unirep_lite\n"
+                   "from unirep_lite import timm_models\n"
+                   "assert timm_models.timm is None and timm_models.register() == []\n"
+                   "assert unirep_lite.create_model('unireplknet_a', depths=(1, 1, 1, 1)).num_classes == 1000\n")

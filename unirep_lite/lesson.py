@@ -65,22 +65,17 @@ class Setup:
         for name in ("n_train", "n_test", "epochs", "batch_size", "erf_images"):
             checks.positive_int(name, getattr(self, name))
         checks.integer("stages", self.stages, 1, 4)
-        for name in ("distances", "seeds", "dims"):
-            if not isinstance(getattr(self, name), (tuple, list)):
-                raise TypeError(f"{name} must be a tuple of integers, got {getattr(self, name)!r}")
-        if not self.distances or any(not 1 <= checks.integer("distances", d) < self.size // 2 for d in self.distances):
+        checks.integers("dims", self.dims)
+        distances = checks.integers("distances", self.distances)
+        if not distances or not all(1 <= d < self.size // 2 for d in distances):
             raise ValueError(f"distances must be integers from 1 to size // 2 - 1 = {self.size // 2 - 1}, "
                              f"got {self.distances!r}")
-        if not self.seeds:
+        if not checks.integers("seeds", self.seeds, minimum=0):
             raise ValueError("seeds must name at least one seed, got none")
-        for seed in self.seeds:
-            checks.integer("seeds", seed, 0, 2**32 - 1)
-        if checks.number("lr", self.lr) <= 0:
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
-        if self.layer_scale is not None and checks.number("layer_scale", self.layer_scale) <= 0:
-            raise ValueError(f"layer_scale must be None or a finite number > 0, got {self.layer_scale!r}")
-        if not isinstance(self.global_paths, bool):
-            raise TypeError(f"global_paths must be True or False, got {self.global_paths!r}")
+        checks.number("lr", self.lr, above=0.0)
+        if self.layer_scale is not None:
+            checks.number("layer_scale", self.layer_scale, above=0.0)
+        checks.boolean("global_paths", self.global_paths)
 
 
 def setup(run_size: RunSize | str, **overrides) -> Setup:

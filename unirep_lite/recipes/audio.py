@@ -21,14 +21,12 @@ from ..model import create_model
 from ..runsize import RunSize
 from ..train import TrainConfig
 from .images import class_baselines
-from .recipe import Recipe
+from .recipe import Recipe, sized_loader
 
 INPUT_SIZE = {"full": 128, "fast": 64}  # side of the filterbank image, per run mode
 
 
-def load(split: str, size: RunSize | str):
-    """The spoken words of `split`: the small dataset for FAST and CPU-sized runs."""
-    return data.load(split, fast=RunSize.parse(size).small)
+load = sized_loader(data)  # load(split, size)
 
 
 def training_stats(size: RunSize | str) -> tuple[float, float]:

@@ -22,7 +22,7 @@ from ..data import images as data
 from ..model import create_model
 from ..runsize import RunSize
 from ..train import TrainConfig
-from .recipe import Recipe
+from .recipe import Recipe, sized_loader
 
 INPUT_SIZE = {"full": 128, "fast": 32}  # side of the enlarged digits, per run mode
 
@@ -56,9 +56,7 @@ def class_baselines(dataset) -> dict:
     return {"majority class": float(counts.max() / counts.sum()), "chance": 1.0 / len(dataset.classes)}
 
 
-def load(split: str, size: RunSize | str):
-    """The digits of `split` (the same 5,000 digits at every size)."""
-    return data.load(split, fast=RunSize.parse(size).small)
+load = sized_loader(data)  # load(split, size)
 
 
 def make_model(variant: str = "unireplknet_a", lk_size: int = 13, size: RunSize | str = "full",

@@ -23,7 +23,7 @@ from ..model import create_model
 from ..runsize import RunSize
 from ..train import TrainConfig
 from .images import class_baselines
-from .recipe import Recipe
+from .recipe import Recipe, sized_loader
 
 INPUT_SIZE = {"full": 128, "fast": 32}  # side of the projected views, per run mode
 
@@ -32,9 +32,7 @@ FRONTENDS = ("learned", "fixed")
 FRONTEND = "learned"  # the default: see notebook 08 for both, same seed and schedule
 
 
-def load(split: str, size: RunSize | str):
-    """The clouds of `split`: the small dataset for FAST and CPU-sized runs."""
-    return data.load(split, fast=RunSize.parse(size).small)
+load = sized_loader(data)  # load(split, size)
 
 
 def make_frontend(kind: str = FRONTEND, size: RunSize | str = "full") -> nn.Module:

@@ -46,3 +46,11 @@ class Recipe:
     @property
     def higher_is_better(self) -> bool:
         return self.metric == "accuracy"
+
+
+def sized_loader(data: ModuleType) -> Callable[..., Dataset]:
+    """`load(split, size)` of a dataset module with a small and a full build: the small one for the
+    FAST and CPU-sized runs."""
+    def load(split: str, size: RunSize | str) -> Dataset:
+        return data.load(split, fast=RunSize.parse(size).small)
+    return load

@@ -21,14 +21,12 @@ from ..model import create_model
 from ..runsize import RunSize
 from ..train import TrainConfig
 from .images import class_baselines
-from .recipe import Recipe
+from .recipe import Recipe, sized_loader
 
 INPUT_SIZE = {"full": 128, "fast": 64}  # side of the frame grid, per run mode
 
 
-def load(split: str, size: RunSize | str):
-    """The clips of `split`: the small dataset for FAST and CPU-sized runs."""
-    return data.load(split, fast=RunSize.parse(size).small)
+load = sized_loader(data)  # load(split, size)
 
 
 def make_model(variant: str = "unireplknet_a", lk_size: int = 13, size: RunSize | str = "full",

@@ -56,8 +56,7 @@ class TrainConfig:
         checks.integer("seed", self.seed, 0, 2**32 - 1)
         checks.integer("num_workers", self.num_workers, 0)
         for name in ("channels_last", "data_on_device", "progress", "overwrite"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            checks.boolean(name, getattr(self, name))
         if self.reparameterize is not None and not isinstance(self.reparameterize, bool):
             raise TypeError(f"reparameterize must be None, True or False, got {self.reparameterize!r}")
         for name in ("checkpoint_path", "deploy_path"):
