@@ -253,3 +253,38 @@ def plotly_erfs(erfs: Sequence, title: str | None = None, scale: str = "replknet
         title = "ERF, log10(x+1) scaled to [0, 1]" if scale == "replknet" else "ERF, decades below the peak"
     fig.update_layout(title=title, height=330, autosize=True, margin=dict(l=10, r=10, t=70, b=10))
     return fig
+
+
+def plot_sqrt_law(ns: Sequence[int], stds: dict, fields: Sequence[int], example: np.ndarray | None = None,
+                  example_title: str = ""):
+    """Luo et al.'s law: the ERF width of n stacked layers against n, on log-log axes.
+
+    `stds`: label -> ERF std (pixels) per n; `fields`: the theoretical field (side, pixels) per n.
+    A dotted c * sqrt(n) line is fitted to the first curve. `example`: one ERF map drawn on the left,
+    its whole square being the theoretical field.
+    """
+    import matplotlib.pyplot as plt
+
+    ns = np.asarray(ns, dtype=float)
+    if not stds or len(fields) != len(ns) or any(len(s) != len(ns) for s in stds.values()):
+        raise ValueError("plot_sqrt_law needs at least one std curve and one value per n in each")
+    cols = 1 if example is None else 2
+    fig, axes = plt.subplots(1, cols, figsize=(3.3 * cols + 0.6, 3.2), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1.5][-cols:]})
+    ax = axes[0, -1]
+    first = np.asarray(next(iter(stds.values())), dtype=float)
+    c = np.exp(np.mean(np.log(first) - 0.5 * np.log(ns)))  # least squares on the log scale
+    ax.plot(ns, c * np.sqrt(ns), "-", color="grey", lw=6, alpha=0.35, label=f"{c:.2f} sqrt(n)")
+    ax.plot(ns, fields, "k--", label="theoretical field (px)")
+    for label, s in stds.items():
+        ax.plot(ns, s, "o-", ms=3, label=label)
+    ax.set(xscale="log", yscale="log", xlabel="layers n", ylabel="pixels",
+           title="field grows as n, ERF std as sqrt(n)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    if example is not None:
+        axes[0, 0].imshow(example, cmap="magma")
+        axes[0, 0].set_title(example_title, fontsize=9)
+        axes[0, 0].set_xticks([])
+        axes[0, 0].set_yticks([])
+    return tidy(fig)
