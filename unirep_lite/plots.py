@@ -278,8 +278,10 @@ def plot_sqrt_law(ns: Sequence[int], stds: dict, fields: Sequence[int], example:
     ax.plot(ns, fields, "k--", label="theoretical field (px)")
     for label, s in stds.items():
         ax.plot(ns, s, "o-", ms=3, label=label)
-    ax.set(xscale="log", yscale="log", xlabel="layers n", ylabel="pixels",
-           title="field grows as n, ERF std as sqrt(n)")
+    ax.set(xscale="log", yscale="log", xlabel="layers n", ylabel="pixels")
+    ticks = [int(n) for n in ns if np.log2(n).is_integer()]   # 1, 2, 4, 8, ...
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_title("field grows as n, ERF std as sqrt(n)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     if example is not None:
