@@ -219,3 +219,75 @@ def test_load_images_not_an_image(tmp_path):
     (tmp_path / "fake.png").write_text("this is text")
     with pytest.raises(ValueError, match=r"fake.png: not a readable image \(UnidentifiedImageError"):
         erf.load_images(tmp_path, n=1, resolution=16)
+
+
+# ------------------------------------------------------------ Luo et al.'s stacked kernels
+
+def test_stacked_erf_is_the_gradient_of_the_stack():
+    kernels = erf.stack_kernels(5, 3, "random", seed=1)
+    side = 5 * 2 + 1
+    x = torch.zeros(1, 1, side, side, dtype=torch.float64, requires_grad=True)
+    y = x
+    for w in kernels:                                   # valid convs: one output, the centre one
+        y = torch.nn.functional.conv2d(y, torch.from_numpy(w)[None, None])
+    y.sum().backward()
+    assert np.allclose(erf.stacked_erf(kernels), x.grad[0, 0].numpy())
+    assert erf.stacked_erf(kernels).shape == (side, side) == (erf.receptive_field([(3, 1, 1)] * 5),) * 2
+
+
+def test_stacked_uniform_variance_adds_up():
+    # a uniform k x k kernel has variance (k^2 - 1) / 12 per axis; n layers add n of them
+    for k in (3, 5):
+        for n in (1, 2, 7):
+            m = erf.stacked_erf(erf.stack_kernels(n, k))
+            assert m.sum() == pytest.approx(1.0) and m.shape == (n * (k - 1) + 1,) * 2
+            assert erf.erf_std(m) == pytest.approx(np.sqrt(n * (k * k - 1) / 12))
+    assert np.allclose(erf.stacked_erf(erf.stack_kernels(1, 3)), np.full((3, 3), 1 / 9))
+
+
+def test_stacked_random_kernels_follow_sqrt_law():
+    ns = np.arange(1, 17)
+    stds = np.array([erf.erf_std(erf.stacked_erf(erf.stack_kernels(n, 3, "random", seed=0))) for n in ns])
+    c = stds / np.sqrt(ns)
+    assert c.max() / c.min() < 1.1                       # std / sqrt(n) about constant
+    assert not np.array_equal(erf.stack_kernels(2, 3, "random", seed=0), erf.stack_kernels(2, 3, "random", seed=1))
+    assert np.allclose(erf.stack_kernels(4, 5, "random").sum(axis=(1, 2)), 1.0)
+
+
+def test_erf_std_of_hand_made_maps():
+    m = np.zeros((9, 9))
+    m[4, 4] = 1.0
+    assert erf.erf_std(m) == 0.0
+    m = np.zeros((9, 9))
+    m[4, 2] = m[4, 6] = 1.0                              # x: +-2 around the centroid, y: 0
+    assert erf.erf_std(m) == pytest.approx(np.sqrt((4 + 0) / 2))
+
+
+def test_stacked_kernels_reject_bad_input():
+    with pytest.raises(ValueError, match="odd"):
+        erf.stack_kernels(2, 4)
+    with pytest.raises(ValueError, match="n must be"):
+        erf.stack_kernels(0)
+    with pytest.raises(ValueError, match="kind"):
+        erf.stack_kernels(2, 3, "gaussian")
+    with pytest.raises(ValueError, match=r"\(n, k, k\)"):
+        erf.stacked_erf(np.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match="non-negative"):
+        erf.erf_std(-np.ones((3, 3)))
+
+
+def test_plot_sqrt_law_draws_every_curve():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from unirep_lite import plots
+
+    ns = [1, 2, 4]
+    example = erf.stacked_erf(erf.stack_kernels(4))
+    fig = plots.plot_sqrt_law(ns, {"a": [1, 1.4, 2], "b": [0.9, 1.3, 1.8]}, [3, 5, 9], example, "n = 4")
+    assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 4   # sqrt fit, field, two curves
+    plt.close(fig)
+    with pytest.raises(ValueError, match="one value per n"):
+        plots.plot_sqrt_law(ns, {"a": [1, 2]}, [3, 5, 9])

@@ -101,6 +101,56 @@ def receptive_field(layers: Sequence[tuple[int, int, int]]) -> int:
     return rf
 
 
+KERNEL_KINDS = ("uniform", "random")
+
+
+def stack_kernels(n: int, k: int = 3, kind: str = "uniform", seed: int = 0) -> np.ndarray:
+    """n k x k kernels, each non-negative and summing to 1: the layers of Luo et al.'s (2016) stack.
+
+    kind "uniform": every weight 1/k^2. "random": each layer its own |N(0, 1)| weights (seeded).
+    Non-negative kernels make the ERF a probability distribution, whose variance adds up layer by
+    layer: that is why its width grows as sqrt(n) while the theoretical field grows as n.
+    """
+    checks.positive_int("n", n)
+    checks.odd_int("k", k)
+    checks.one_of("kind", kind, KERNEL_KINDS)
+    if kind == "uniform":
+        w = np.ones((n, k, k))
+    else:
+        w = np.abs(np.random.default_rng(seed).standard_normal((n, k, k)))
+    return w / w.sum(axis=(1, 2), keepdims=True)
+
+
+def stacked_erf(kernels: np.ndarray) -> np.ndarray:
+    """ERF of a stack of stride-1 linear convs (one channel) with these (n, k, k) kernels, in order.
+
+    The gradient of the single output of the stack (valid convs on an n(k-1)+1 square input, i.e.
+    the centre output) with respect to the input: a delta spread back through each layer in turn,
+    last layer first (the transpose of a convolution). The map's side is the theoretical field.
+    """
+    w = np.asarray(kernels, dtype=np.float64)
+    if w.ndim != 3 or w.shape[0] < 1 or w.shape[1] != w.shape[2] or w.shape[1] % 2 == 0:
+        raise ValueError(f"kernels must be an (n, k, k) array of square odd kernels, got shape {w.shape}")
+    g = torch.ones(1, 1, 1, 1, dtype=torch.float64)
+    for layer in torch.from_numpy(w).flip(0):  # the gradient reaches the last layer first
+        g = F.conv_transpose2d(g, layer[None, None])
+    return g[0, 0].numpy()
+
+
+def erf_std(erf_map: np.ndarray) -> float:
+    """Width of an ERF map: the RMS distance (pixels) from its centroid along an axis, averaged over
+    the two axes, sqrt((var_y + var_x) / 2), with the map as the weights."""
+    m = np.asarray(erf_map, dtype=np.float64)
+    if m.ndim != 2 or (m < 0).any() or m.sum() <= 0:
+        raise ValueError(f"expected a non-negative 2-D map with a positive sum, got shape {m.shape}")
+    p = m / m.sum()
+    ys, xs = np.arange(m.shape[0]), np.arange(m.shape[1])
+    py, px = p.sum(axis=1), p.sum(axis=0)
+    var_y = (py * (ys - py @ ys) ** 2).sum()
+    var_x = (px * (xs - px @ xs) ** 2).sum()
+    return float(np.sqrt((var_y + var_x) / 2))
+
+
 # ------------------------------------------------------------------------------------ inputs
 
 def _skimage_dir() -> Path:

@@ -318,3 +318,40 @@ def plot_seed_scores(scores, ylabel: str = "test accuracy", title: str = "", ref
     ax.set(ylabel=ylabel, title=title or "dots: single seeds, bars: means")
     ax.figure.tight_layout()
     return ax.figure
+
+
+def plot_sqrt_law(ns: Sequence[int], stds: dict, fields: Sequence[int], example: np.ndarray | None = None,
+                  example_title: str = ""):
+    """Luo et al.'s law: the ERF width of n stacked layers against n, on log-log axes.
+
+    `stds`: label -> ERF std (pixels) per n; `fields`: the theoretical field (side, pixels) per n.
+    A dotted c * sqrt(n) line is fitted to the first curve. `example`: one ERF map drawn on the left,
+    its whole square being the theoretical field.
+    """
+    import matplotlib.pyplot as plt
+
+    ns = np.asarray(ns, dtype=float)
+    if not stds or len(fields) != len(ns) or any(len(s) != len(ns) for s in stds.values()):
+        raise ValueError("plot_sqrt_law needs at least one std curve and one value per n in each")
+    cols = 1 if example is None else 2
+    fig, axes = plt.subplots(1, cols, figsize=(3.3 * cols + 0.6, 3.2), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1.5][-cols:]})
+    ax = axes[0, -1]
+    first = np.asarray(next(iter(stds.values())), dtype=float)
+    c = np.exp(np.mean(np.log(first) - 0.5 * np.log(ns)))  # least squares on the log scale
+    ax.plot(ns, c * np.sqrt(ns), "-", color="grey", lw=6, alpha=0.35, label=f"{c:.2f} sqrt(n)")
+    ax.plot(ns, fields, "k--", label="theoretical field (px)")
+    for label, s in stds.items():
+        ax.plot(ns, s, "o-", ms=3, label=label)
+    ax.set(xscale="log", yscale="log", xlabel="layers n", ylabel="pixels")
+    ticks = [int(n) for n in ns if np.log2(n).is_integer()]   # 1, 2, 4, 8, ...
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_title("field grows as n, ERF std as sqrt(n)", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    if example is not None:
+        axes[0, 0].imshow(example, cmap="magma")
+        axes[0, 0].set_title(example_title, fontsize=9)
+        axes[0, 0].set_xticks([])
+        axes[0, 0].set_yticks([])
+    return tidy(fig)
