@@ -103,7 +103,7 @@ def test_every_benchmark_trains_and_reports_the_paper_number(folders, tmp_path, 
         line = next(ln for ln in out.splitlines() if "(paper, " in ln)
         assert f"{paper.model} on {paper.benchmark}" in line and "not the paper's" in line
         first = METRICS[name][0]
-        shown = f"{100 * paper.metrics[first]:.1f}%" if name != "weather" else f"{paper.metrics[first]:.3f}"
+        shown = f"{100 * paper.metrics[first]:.1f}%" if name != "weather" else f"{paper.metrics[first]:.3f} degC^2"
         assert f"{first} {shown}" in line, line
         assert ckpt.is_file() and ckpt.with_name(f"{name}.deploy.pt").is_file()
         assert json.loads((tmp_path / f"{name}.json").read_text())["test"] == numbers["test"]

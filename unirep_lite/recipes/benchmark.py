@@ -247,6 +247,7 @@ class Benchmark:
     splits: Callable[[Path, dict, RunSize], dict]  # "train", "val" (None: the benchmark has none), "test"
     make_model: Callable[..., torch.nn.Module]     # (variant, lk_size, size, info) -> model
     fixed_train: bool = True                      # False: random augmentation per sample, so it streams
+    stackable: bool = True                        # False: samples overlap (windows), stacking copies each
 
 
 BENCHMARKS = {
@@ -260,8 +261,10 @@ BENCHMARKS = {
                        lambda v, k, size, info: video.make_model(v, k, size, num_classes=len(info["classes"]))),
     "shapes": Benchmark("ModelNet40", MODELNET_LAYOUT, _check_modelnet, _modelnet,
                         lambda v, k, size, info: points.make_model(v, k, size, num_classes=len(info["classes"]))),
+    # windows are slices of one array already in memory: stacking them would copy each hour 72 times
     "weather": Benchmark("global temperature", WEATHER_LAYOUT, _check_weather, _weather,
-                         lambda v, k, size, info: weather.make_model(v, k, size, stations=info["stations"])),
+                         lambda v, k, size, info: weather.make_model(v, k, size, stations=info["stations"]),
+                         stackable=False),
 }
 
 
@@ -318,7 +321,7 @@ def stack(ds: Dataset, workers: int, desc: str) -> tuple[torch.Tensor, torch.Ten
 def place(splits: dict, device: torch.device, workers: int, stream: bool, fixed_train: bool,
           bench: str) -> tuple[dict, bool]:
     """Train and val as tensors on the device when both fit (else both stream), test on its own;
-    returns the splits to train on and whether train/val stay on the device."""
+    returns the splits to train on and whether train/val stay on the device. `stream`: all stream."""
     present = {k: v for k, v in splits.items() if v is not None}
     fits = {k: not stream and fits_in_memory(v, device) for k, v in present.items()}
     on_device = fixed_train and all(fits[k] for k in ("train", "val") if k in present)
@@ -355,17 +358,18 @@ def score(name: str, model, test, test_ds, device, batch_size: int, workers: int
     return {"OA": m["accuracy"], "mAcc": m["mAcc"]} if name == "shapes" else {"accuracy": m["accuracy"]}
 
 
+UNITS = {"mse": "degC^2", "mae": "degC"}
+
+
 def describe(name: str, scores: dict) -> str:
     """'test accuracy 41.2% (paper, UniRepLKNet-S on Speech Commands V2: 98.5%; ...)'."""
     paper = PAPER[name]
-    pct = name != "weather"
 
-    def fmt(v):
-        return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
-    ours = ", ".join(f"{k} {fmt(v)}" for k, v in scores.items())
-    theirs = ", ".join(f"{k} {fmt(paper.metrics[k])}" for k in scores)
-    unit = "" if pct else " degC^2 / degC"
-    return (f"test {ours}{unit} (paper, {paper.model} on {paper.benchmark}: {theirs}; "
+    def fmt(metric, v):  # accuracies in percent; forecast errors in temp.npy's units (the paper's: degC)
+        return f"{v:.3f} {UNITS[metric]}" if metric in UNITS else f"{100 * v:.1f}%"
+    ours = ", ".join(f"{k} {fmt(k, v)}" for k, v in scores.items())
+    theirs = ", ".join(f"{k} {fmt(k, paper.metrics[k])}" for k in scores)
+    return (f"test {ours} (paper, {paper.model} on {paper.benchmark}: {theirs}; "
             f"this model and schedule are not the paper's)")
 
 
@@ -381,7 +385,7 @@ def run_on_data(name: str, root, info: dict, size: RunSize, variant: str, lk_siz
     recipe, bench = get(name), BENCHMARKS[name]
     device = torch.device(device)
     cfg = recipe.config(size)
-    cfg = dataclasses.replace(cfg, epochs=epochs or cfg.epochs, num_workers=workers, device=str(device),
+    cfg = dataclasses.replace(cfg, epochs=cfg.epochs if epochs is None else epochs, num_workers=workers, device=str(device),
                               checkpoint_path=str(checkpoint), overwrite=overwrite)
     try:
         splits = bench.splits(Path(root), info, size)
@@ -390,8 +394,10 @@ def run_on_data(name: str, root, info: dict, size: RunSize, variant: str, lk_siz
     sizes = ", ".join(f"{k} {len(v):,}" for k, v in splits.items() if v is not None)
     say(f"{bench.name} from {root}: {sizes} samples"
         + (f", {len(info['classes'])} classes" if "classes" in info else f", {info['stations']} stations"))
-    placed, on_device = place(splits, device, workers, stream, bench.fixed_train, bench.name)
-    say(f"training data {'kept on ' + str(device) if on_device else f'streamed by {workers} DataLoader workers'}")
+    placed, on_device = place(splits, device, workers, stream or not bench.stackable, bench.fixed_train,
+                              bench.name)
+    streamed = f"streamed by {workers} DataLoader workers" if workers else "streamed by the main process"
+    say(f"training data {'kept on ' + str(device) if on_device else streamed}")
     cfg = dataclasses.replace(cfg, data_on_device=on_device)
     result = train_runs({variant: lambda: bench.make_model(variant, lk_size, size, info)},
                         placed["train"], placed["val"], cfg, seed=seed, device=device, log=say)[variant]
