@@ -241,8 +241,9 @@ def read_label_list(path) -> list[str]:
 class VideoFolder(Dataset):
     """Kinetics/UCF-style videos: (frames N_F x 3 x h x w float in [0, 1], label).
 
-    labels: the label list (default: labels.txt or classInd.txt in root); its order gives label ids,
-      and class folders not in it are left out (so a shorter list selects a subset of classes).
+    labels: the label list (default: labels.txt or classInd.txt in root), or the class names
+      themselves (a list); its order gives label ids, and class folders not in it are left out (so a
+      shorter list selects a subset of classes).
     split_file: optional list of "<class>/<file> [...]" lines to keep (UCF's train/test lists);
       default: every video in the class folders.
     on_error: "raise" (default) - a corrupt video raises ValueError naming it when it is read;
@@ -261,7 +262,9 @@ class VideoFolder(Dataset):
                 raise FileNotFoundError(f"{root} has no label list ({' or '.join(LABEL_FILES)}); "
                                         f"{layout}")
             labels = found[0]
-        self.classes = read_label_list(labels)
+        self.classes = list(labels) if isinstance(labels, (list, tuple)) else read_label_list(labels)
+        if not self.classes:
+            raise ValueError("labels: the list of class names is empty")
         index = {c: i for i, c in enumerate(self.classes)}
         if split_file is not None:
             rels = [ln.split()[0] for ln in Path(split_file).read_text().splitlines() if ln.strip()]

@@ -5,6 +5,7 @@
     python -m unirep_lite.recipes video --full             # the full run anywhere (hours on a CPU)
     python -m unirep_lite.recipes video --fast             # the FAST run (also chosen by UNIREP_FAST=1)
     python -m unirep_lite.recipes speech --variant unireplknet_f --lk-size 7 --seed 1 --json speech_f7.json
+    python -m unirep_lite.recipes speech --data ~/data/speech_commands_v0.02   # the real benchmark
 
 One command per number that the notebooks' "What we measured" cells report (notebooks 05-09 run
 the same recipes with plots around them; notebook 10 runs them at K = 13, 7 and 3). The device is
@@ -23,7 +24,7 @@ from ..blocks import UniRepLKNetBlock
 from ..model import VARIANTS, list_models
 from ..paths import check_output_path
 from ..runsize import RunSize
-from . import RECIPES, get, run
+from . import RECIPES, benchmark, get, run
 
 
 def summary(result, seconds: float) -> dict:
@@ -70,6 +71,7 @@ def main(argv=None) -> dict | None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's number of epochs")
     p.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    benchmark.add_arguments(p)  # --data PATH and its options: the recipe on its real benchmark
     args = p.parse_args(argv)
     if args.name == "list":
         for name, r in RECIPES.items():
@@ -78,12 +80,18 @@ def main(argv=None) -> dict | None:
     if args.name not in RECIPES:
         p.error(f"unknown recipe {args.name!r}: expected one of {', '.join(RECIPES)} or 'list'")
     check_arguments(p, args)  # now, before the data loads and an hour of training
+    benchmark.check_arguments(p, args)
     # --fast / --full choose; otherwise the environment and the hardware do (env.run_size)
     try:
         size = RunSize("fast") if args.fast else RunSize("full") if args.full else env.run_size()
         device = env.default_device()
     except ValueError as e:
         p.error(str(e))
+    if args.data is not None:
+        try:
+            return benchmark.main(p, args, device)
+        except (ValueError, FileExistsError) as e:
+            raise SystemExit(f"{p.prog}: error: {str(e).splitlines()[0]}") from None
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
     start = time.perf_counter()
     try:  # the library's refusals (an unusable data folder, say) are one line, not a traceback

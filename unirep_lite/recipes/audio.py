@@ -37,8 +37,10 @@ def training_stats(size: RunSize | str) -> tuple[float, float]:
 
 def make_model(variant: str = "unireplknet_a", lk_size: int = 13, size: RunSize | str = "full",
                augment: bool | None = None, layout: str = "paper", normalize: str = "clip",
-               stats: tuple[float, float] | None = None, **overrides) -> nn.Module:
-    """AudioFrontend (+ 2 x 2 average pooling in FAST mode) + UniRepLKNet(in_chans=1, 10 words).
+               stats: tuple[float, float] | None = None, num_classes: int = len(data.WORDS),
+               **overrides) -> nn.Module:
+    """AudioFrontend (+ 2 x 2 average pooling in FAST mode) + UniRepLKNet(in_chans=1, 10 words; Speech
+    Commands V2: num_classes=35).
 
     augment: SpecAugment in training; default on for the full run only. Its masks (up to 48 frames)
     can hide a whole word, which a long run learns to cope with but a few epochs do not.
@@ -51,7 +53,7 @@ def make_model(variant: str = "unireplknet_a", lk_size: int = 13, size: RunSize 
         stats = training_stats(size)
     frontend = AudioFrontend(augment=(not fast) if augment is None else augment, layout=layout,
                              normalize=normalize, stats=stats)
-    backbone = create_model(variant, num_classes=len(data.WORDS), in_chans=1, lk_size=lk_size, **overrides)
+    backbone = create_model(variant, num_classes=num_classes, in_chans=1, lk_size=lk_size, **overrides)
     return nn.Sequential(frontend, nn.AvgPool2d(2), backbone) if fast else nn.Sequential(frontend, backbone)
 
 

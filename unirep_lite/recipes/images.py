@@ -60,10 +60,11 @@ load = sized_loader(data)  # load(split, size)
 
 
 def make_model(variant: str = "unireplknet_a", lk_size: int = 13, size: RunSize | str = "full",
-               **overrides) -> nn.Module:
-    """Resize(28 -> input size) + UniRepLKNet with 1 input channel and 10 classes."""
+               num_classes: int = len(data.CLASSES), in_chans: int = 1, **overrides) -> nn.Module:
+    """Resize(28 -> input size) + UniRepLKNet with 1 input channel and 10 classes (other benchmarks:
+    `num_classes`, `in_chans`)."""
     size = RunSize.parse(size)
-    backbone = create_model(variant, num_classes=len(data.CLASSES), in_chans=1, lk_size=lk_size, **overrides)
+    backbone = create_model(variant, num_classes=num_classes, in_chans=in_chans, lk_size=lk_size, **overrides)
     return nn.Sequential(Resize(INPUT_SIZE[size.key]), backbone)
 
 

@@ -46,10 +46,11 @@ def make_frontend(kind: str = FRONTEND, size: RunSize | str = "full") -> nn.Modu
 
 
 def make_model(variant: str = "unireplknet_a", lk_size: int = 13, size: RunSize | str = "full",
-               frontend: str = FRONTEND, **overrides) -> nn.Module:
-    """Three-view front-end (P x 3 -> 3 x S x S) + UniRepLKNet with 3 input channels, 10 classes."""
+               frontend: str = FRONTEND, num_classes: int = len(data.CLASSES), **overrides) -> nn.Module:
+    """Three-view front-end (P x 3 -> 3 x S x S) + UniRepLKNet with 3 input channels, 10 classes
+    (ModelNet40: num_classes=40)."""
     first = make_frontend(frontend, size)  # before the backbone: a bad name fails before any work
-    backbone = create_model(variant, num_classes=len(data.CLASSES), in_chans=3, lk_size=lk_size, **overrides)
+    backbone = create_model(variant, num_classes=num_classes, in_chans=3, lk_size=lk_size, **overrides)
     return nn.Sequential(first, backbone)
 
 

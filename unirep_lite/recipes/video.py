@@ -30,11 +30,12 @@ load = sized_loader(data)  # load(split, size)
 
 
 def make_model(variant: str = "unireplknet_a", lk_size: int = 13, size: RunSize | str = "full",
-               layout: str = "paper", **overrides) -> nn.Module:
-    """VideoFrontend (+ 2 x 2 average pooling in FAST mode) + UniRepLKNet(in_chans=3, 8 actions)."""
+               layout: str = "paper", num_classes: int = len(data.CLASSES), **overrides) -> nn.Module:
+    """VideoFrontend (+ 2 x 2 average pooling in FAST mode) + UniRepLKNet(in_chans=3, 8 actions;
+    Kinetics-400: num_classes=400)."""
     fast = RunSize.parse(size).small
     frontend = VideoFrontend(layout)
-    backbone = create_model(variant, num_classes=len(data.CLASSES), in_chans=3, lk_size=lk_size, **overrides)
+    backbone = create_model(variant, num_classes=num_classes, in_chans=3, lk_size=lk_size, **overrides)
     return nn.Sequential(frontend, nn.AvgPool2d(2), backbone) if fast else nn.Sequential(frontend, backbone)
 
 

@@ -87,11 +87,18 @@ def channels(size: RunSize | str) -> int:
 
 
 def make_model(variant: str = "unireplknet_a", lk_size: int = 13, size: RunSize | str = "full",
-               embedding: str = EMBEDDING_KIND, **overrides) -> TimeSeriesForecaster:
-    """Embedding ("corrformer" or "linear") + UniRepLKNet (1 input channel, no classifier) + 24-hour head."""
+               embedding: str = EMBEDDING_KIND, stations: int | None = None,
+               **overrides) -> TimeSeriesForecaster:
+    """Embedding ("corrformer" or "linear") + UniRepLKNet (1 input channel, no classifier) + 24-hour head.
+
+    stations: D of another array (the paper's has 3,850); default: the offline dataset's. The D
+    stations split into the run size's number of nodes, or the most below it that divide D evenly.
+    """
     size = RunSize.parse(size)
     n_nodes, d_model, image_size = EMBEDDING[size.key]
-    return TimeSeriesForecaster(data.INPUT_LEN, data.HORIZON, channels(size), n_nodes=n_nodes, d_model=d_model,
+    d = channels(size) if stations is None else stations
+    n_nodes = max(n for n in range(1, n_nodes + 1) if d % n == 0)
+    return TimeSeriesForecaster(data.INPUT_LEN, data.HORIZON, d, n_nodes=n_nodes, d_model=d_model,
                                 backbone=variant, image_size=image_size, lk_size=lk_size, embedding=embedding,
                                 **overrides)
 
