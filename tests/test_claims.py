@@ -10,7 +10,7 @@ checks hold every page to that, cheaply:
     are listed in ALLOWED with the reason; code cells hard-code no run label ("FAST run" in a string
     literal) and markdown does not name one as this run's;
   - executed notebooks (build/test-notebooks/, written by `pytest notebooks`, which `make test` runs
-    first; skipped where absent): the run label the setup cell printed (describe_run) is the one
+    first, and build/notebooks/, written by `make course`; skipped where absent): the run label the setup cell printed (describe_run) is the one
     every later output names, and no output prints a size flag such as "FAST=True".
 
 Failure messages name the notebook, the cell (index in the .ipynb, counting from 0) and the text.
@@ -155,11 +155,14 @@ def output_problems(name: str, nb: dict) -> list[str]:
     return problems
 
 
+@pytest.mark.parametrize("folder", [course.TESTED, course.EXECUTED], ids=["tested", "course"])
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_outputs_name_the_run_they_come_from(path: Path):
-    executed = course.TESTED / path.name
+def test_outputs_name_the_run_they_come_from(path: Path, folder: Path):
+    """On the FAST pages `pytest notebooks` wrote, and on `make course`'s run (CPU-sized without a GPU),
+    where a label hard-coded for the FAST run would show."""
+    executed = folder / path.name
     if not executed.is_file():
-        pytest.skip(f"{executed} not there: `pytest notebooks` writes it (make test runs it first)")
+        pytest.skip(f"{executed} not there: `pytest notebooks` (make test) or `make course` writes it")
     problems = output_problems(path.name, json.loads(executed.read_text()))
     assert not problems, "\n".join(problems)
 
