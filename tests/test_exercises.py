@@ -35,11 +35,12 @@ def exercise_problems(cells) -> list[str]:
     if len(heads) != 1:
         return problems + [f"{len(heads)} markdown cells start with '## Exercises'; there must be one"]
     head = heads[0]
-    if EXERCISE.search(cells[head].source) or re.search(r"^\s*1\.\s", cells[head].source, re.M):
+    listed = EXERCISE.search(cells[head].source) or re.search(r"^\s*1\.\s", cells[head].source, re.M)
+    if listed:
         problems.append(f"cell {head}: the exercises are listed in the '## Exercises' cell; give each its own "
                         "markdown cell ('**1. Title.** ...') followed by its solution cell")
     rest = cells[head + 1:]
-    if not rest:
+    if not rest and not listed:
         problems.append(f"cell {head}: '## Exercises' is followed by no exercise")
     for j in range(0, len(rest), 2):
         i = head + 1 + j
