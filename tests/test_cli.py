@@ -35,6 +35,15 @@ CASES = [
     ("tools.course", ["run", "--only", "zzz"], {}, "no notebook name contains any of ['zzz']"),
     ("tools.course", ["plan"], {"UNIREP_SIZE": "huge"}, "UNIREP_SIZE must be one of"),
     ("tools.course", ["run", "--only", "01", "--out", "{file}"], {}, "is a file, not a folder"),
+    ("unirep_lite.pretrained", ["download", "Z"], {}, "variant must be one of A, F, P, N"),
+    ("unirep_lite.pretrained", ["download"], {}, "the following arguments are required: VARIANT"),
+    ("unirep_lite.pretrained", ["download", "A", "--cache-dir", "{file}"], {}, "is a file, not a folder"),
+    ("unirep_lite.pretrained", ["download", "A", "F", "--url", "http://127.0.0.1:9/a.pth"], {},
+     "--url fetches one file"),
+    ("unirep_lite.pretrained", ["download", "A", "--url", "ftp://example.org/a.pth"], {}, "url must be an http"),
+    ("unirep_lite.pretrained", ["download", "A", "--cache-dir", "{tmp}", "--url", "http://127.0.0.1:9/a.pth"], {},
+     "failed after 0 bytes"),  # nothing listens on the loopback's port 9: refused, never the real network
+    ("unirep_lite.pretrained", ["list"], {"UNIREP_PRETRAINED": "{file}"}, "is a file, not a folder"),
 ]
 
 

@@ -116,8 +116,11 @@ def test_local_pretrained_file_loads_through_timm(tmp_path):
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(deploy(x), source.eval()(x), atol=1e-5)
+    # no file given: A, F, P, N come from the cache of `python -m unirep_lite.pretrained`; the others can't
+    with pytest.raises(FileNotFoundError, match="python -m unirep_lite.pretrained download A"):
+        timm.create_model("unireplknet_a", pretrained=True, cache_dir=tmp_path / "empty", **SMALL)
     with pytest.raises(RuntimeError, match="downloads nothing"):
-        timm.create_model("unireplknet_a", pretrained=True, **SMALL)
+        timm.create_model("unireplknet_t", pretrained=True, **SMALL)
 
 
 def test_reimport_and_foreign_registration_are_harmless():

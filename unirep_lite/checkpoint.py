@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .model import UniRepLKNet, reparameterize
+from .model import IN1K_RELEASES, UniRepLKNet, reparameterize
 from .model import create_model as build_model
 
 TRAIN_FORMAT = "unirep_lite.train/1"    # a whole training state: `save_training_state`
@@ -184,11 +184,25 @@ def _fit_structure(net: UniRepLKNet, sd: dict, prefix: str, strict: bool) -> dic
     return {k: v for k, v in sd.items() if not k.startswith(prefix)} | {prefix + k: v for k, v in deploy.items()}
 
 
-def create_model(*args, pretrained=None, **kwargs) -> UniRepLKNet:
+def create_model(*args, pretrained=None, cache_dir=None, **kwargs) -> UniRepLKNet:
     """`model.create_model(*args, **kwargs)` with the weights of `pretrained` loaded: a path to one of
-    the authors' `.pth` files or to our own, or a loaded checkpoint (nothing is downloaded)."""
+    the authors' `.pth` files or to our own, a loaded checkpoint, or True / a variant name ("A",
+    "unireplknet_a") for the authors' ImageNet-1K weights of A, F, P or N, taken from the cache of
+    `python -m unirep_lite.pretrained download A` (`cache_dir`: its folder). Nothing is downloaded here."""
     model = build_model(*args, **kwargs)
-    return model if pretrained is None else load_checkpoint(model, pretrained)
+    if pretrained is None or pretrained is False:
+        return model
+    if pretrained is True or (isinstance(pretrained, str) and pretrained.strip().lower().removeprefix(
+            "unireplknet_") in IN1K_RELEASES):
+        # imported when asked: `python -m unirep_lite.pretrained` must not find itself imported by the package
+        from . import pretrained as released
+
+        name = args[0] if args else kwargs.get("name", "unireplknet_a")
+        key = released.release_key(name) if pretrained is True else released.release_key(pretrained)
+        if key != name.lower().removeprefix("unireplknet_"):
+            raise ValueError(f"pretrained={pretrained!r} names the weights of unireplknet_{key}, not of {name!r}")
+        pretrained = released.require(key, cache_dir)
+    return load_checkpoint(model, pretrained)
 
 
 # ----------------------------------------------------------------------------- training state

@@ -10,6 +10,7 @@ optional mapping, so a runner can ask what a kernel started with another environ
   UNIREP_DEVICE   cpu | cuda | mps | ...     the device (else cuda, then mps, then cpu)
   UNIREP_DATA     a folder                   where datasets are built (else data/ of a checkout)
   UNIREP_DWCONV   auto | triton | torch      the depthwise conv kernel on CUDA
+  UNIREP_PRETRAINED a folder                 where the authors' weights are cached (else torch.hub's)
   UNIREP_BOOK     1                          the static book is being built (explorers as figures)
   UNIREP_BINDER   1                          running on Binder (set by binder/start)
   TQDM_DISABLE    1                          no progress bars
@@ -70,6 +71,12 @@ def default_device(environ: Mapping[str, str] | None = None) -> torch.device:
 def data_folder(environ: Mapping[str, str] | None = None) -> Path | None:
     """UNIREP_DATA as a folder path, or None when unset (the data cache then picks its default)."""
     value = _get(environ, "UNIREP_DATA").strip()
+    return Path(value).expanduser().resolve() if value else None
+
+
+def pretrained_folder(environ: Mapping[str, str] | None = None) -> Path | None:
+    """UNIREP_PRETRAINED as a folder path, or None when unset (`pretrained` then uses torch.hub's)."""
+    value = _get(environ, "UNIREP_PRETRAINED").strip()
     return Path(value).expanduser().resolve() if value else None
 
 

@@ -45,6 +45,31 @@ VARIANTS: dict[str, Variant] = {
     "xl": Variant((3, 3, 27, 3), (256, 512, 1024, 2048), (13, 3, 3), 386.4, None),
 }
 
+# The authors' ImageNet-1K weights of the four small variants (training structure, a bare state_dict),
+# released on Hugging Face (repo DingXiaoH/UniRepLKNet). File names: `huggingface_file_names` in the
+# authors' unireplknet.py; SHA-256 and size in MB: the Hugging Face listing (Git LFS pointers of commits
+# 8051482 and 2a2717f) where we found them. N's hash was not found (recorded on first download) and its
+# size is that of our own save of the same state_dict. `unirep_lite.pretrained` fetches and checks them.
+RELEASE_URL = "https://huggingface.co/DingXiaoH/UniRepLKNet/resolve/main/"
+
+
+@dataclass(frozen=True)
+class Release:
+    filename: str
+    megabytes: float
+    sha256: str | None = None  # the published SHA-256 of the file, where known
+
+
+IN1K_RELEASES: dict[str, Release] = {
+    "a": Release("unireplknet_a_in1k_224_acc77.03.pth", 18.9,
+                 "a0ef11d8514590413a11493850e4882bb2c15c4c0203f97481158c7c58d76128"),
+    "f": Release("unireplknet_f_in1k_224_acc78.58.pth", 26.3,
+                 "b070ba01e853df306ac9d945f3c3592506595908adc1333d09983209fef7d5c8"),
+    "p": Release("unireplknet_p_in1k_224_acc80.23.pth", 44.7,
+                 "36363a5df396c0550b67208c50cd1936d7154839ad8f791937e952b6093a83d4"),
+    "n": Release("unireplknet_n_in1k_224_acc81.64.pth", 75.8),
+}
+
 LARGE_KERNEL = 13  # the paper's large kernel; `lk_size=` swaps it for another K
 
 

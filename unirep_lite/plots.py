@@ -255,6 +255,70 @@ def plotly_erfs(erfs: Sequence, title: str | None = None, scale: str = "replknet
     return fig
 
 
+# ------------------------------------------------------------------------------------ inputs and runs
+
+def plot_stage_cells(original, enlarged: Sequence[tuple[str, np.ndarray]], stride: int = 16, kernel: int = 13,
+                     original_title: str = "the data"):
+    """The input as stored, then as the backbone sees it at each size, with one stage's cells on it.
+
+    `original` and each image of `enlarged` ([(title, image)]) are 2-D grey images. Orange lines: the
+    cells of the feature map of that stride (`stride` x `stride` input pixels each); red dashed square:
+    the input pixels a `kernel` x `kernel` conv at that stage spans from the cell nearest the centre
+    (it may reach far beyond the image). Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if not enlarged:
+        raise ValueError("plot_stage_cells needs at least one enlarged image")
+    fig, axes = plt.subplots(1, 1 + len(enlarged), figsize=(2.4 * (1 + len(enlarged)), 3.0))
+    axes[0].imshow(np.asarray(original), cmap="gray_r")
+    axes[0].set_title(original_title, fontsize=10)
+    for ax, (title, img) in zip(axes[1:], enlarged):
+        s = np.asarray(img).shape[-1]
+        ax.imshow(np.asarray(img), cmap="gray_r", extent=(0, s, s, 0))
+        ticks = list(range(0, s + 1, stride))
+        ax.hlines(ticks, 0, s, color="tab:orange", lw=0.8)  # over the image only
+        ax.vlines(ticks, 0, s, color="tab:orange", lw=0.8)
+        reach = kernel * stride  # in input pixels
+        c = s / 2 - stride / 2 if (s // stride) % 2 == 0 else s / 2  # centre of a middle cell
+        ax.add_patch(plt.Rectangle((c - reach / 2, c - reach / 2), reach, reach, fill=False,
+                                   ec="tab:red", lw=1.5, ls="--"))
+        lo, hi = min(-0.2 * s, c - reach / 2 - 4), max(1.2 * s, c + reach / 2 + 4)
+        ax.set_xlim(lo, hi)  # wide enough for the kernel's reach
+        ax.set_ylim(hi, lo)
+        ax.set_title(f"{title}: {s} x {s}\nmap {s // stride} x {s // stride}", fontsize=10)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"orange: cells of the stride-{stride} map ({stride} x {stride} input pixels each)\n"
+                 f"red: the reach of one {kernel} x {kernel} kernel there", fontsize=10)
+    return tidy(fig)
+
+
+def plot_seed_scores(scores, ylabel: str = "test accuracy", title: str = "", reference: float | None = None,
+                     reference_label: str = "chance", ax=None):
+    """One dot per seed and a bar at the mean for each arm (`scores`: name -> one score per seed), and
+    a dashed line at `reference` (e.g. chance). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    if not scores:
+        raise ValueError("plot_seed_scores needs at least one arm")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.6 + 1.3 * len(scores), 3.0))
+    for i, (name, values) in enumerate(scores.items()):
+        values = np.asarray(values, dtype=float)
+        ax.plot(np.full(len(values), i) + np.linspace(-0.08, 0.08, len(values)), values, "o",
+                color=f"C{i}", alpha=0.8)
+        ax.hlines(values.mean(), i - 0.25, i + 0.25, color=f"C{i}", lw=2.5)
+    if reference is not None:
+        ax.axhline(reference, color="gray", ls="--", lw=1, label=reference_label)
+        ax.legend(fontsize=9, loc="best")
+    ax.set_xticks(range(len(scores)), list(scores))
+    ax.set_xlim(-0.6, len(scores) - 0.4)
+    ax.set(ylabel=ylabel, title=title or "dots: single seeds, bars: means")
+    ax.figure.tight_layout()
+    return ax.figure
+
 # ------------------------------------------------------------------------------------ images, point clouds
 
 def plot_images(panels: Sequence[tuple[str, object]], suptitle: str = "", cols: int = 3, cmap: str = "magma",

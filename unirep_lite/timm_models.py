@@ -6,12 +6,15 @@
     model = timm.create_model("unireplknet_a", num_classes=10, in_chans=1)        # == unirep_lite.create_model
     feats = timm.create_model("unireplknet_a", features_only=True)                 # 4 maps, strides 4..32
     deploy = timm.utils.reparameterize_model(model.eval())                         # == unirep_lite.reparameterize
-    model = timm.create_model("unireplknet_a", pretrained=True,                    # a LOCAL file, no download
-                              pretrained_cfg_overlay=dict(file="unireplknet_a_in1k_224_acc77.03.pth"))
+    model = timm.create_model("unireplknet_a", pretrained=True)                   # A, F, P, N: from the cache
+    model = timm.create_model("unireplknet_s", pretrained=True,                    # others: a LOCAL file
+                              pretrained_cfg_overlay=dict(file="unireplknet_s_in1k_224_acc83.91.pth"))
 
-timm declined to add UniRepLKNet, so nothing is downloaded: each `pretrained_cfg` names the authors'
+timm declined to add UniRepLKNet, so timm downloads nothing: each `pretrained_cfg` names the authors'
 released file (Hugging Face repo `DingXiaoH/UniRepLKNet`, file names as in their `unireplknet.py`)
-as a fact, and `pretrained=True` needs a local copy (`file=`) or a loaded `state_dict=`. Loading goes
+as a fact. `pretrained=True` takes a local copy (`file=`) or a loaded `state_dict=`, else, for the
+ImageNet-1K weights of A, F, P and N, the file that `python -m unirep_lite.pretrained download A`
+stored in the cache (timm's `cache_dir=` is its folder; a missing file is an error saying so). Loading goes
 through `checkpoint.load_checkpoint` (bare or wrapped, training or deploy structure); with another
 `num_classes` than the file's, the classifier is left at its initialisation, as timm does.
 
@@ -27,7 +30,7 @@ import warnings
 from torch import Tensor, nn
 
 from .checkpoint import load_checkpoint, read_state_dict
-from .model import create_model
+from .model import IN1K_RELEASES, create_model
 
 try:
     import timm
@@ -48,10 +51,10 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 # timm tag -> (released file, classes, input size) per variant; the authors' `huggingface_file_names`
 RELEASED = {
-    "a": {"in1k": ("unireplknet_a_in1k_224_acc77.03.pth", 1000, 224)},
-    "f": {"in1k": ("unireplknet_f_in1k_224_acc78.58.pth", 1000, 224)},
-    "p": {"in1k": ("unireplknet_p_in1k_224_acc80.23.pth", 1000, 224)},
-    "n": {"in1k": ("unireplknet_n_in1k_224_acc81.64.pth", 1000, 224)},
+    "a": {"in1k": (IN1K_RELEASES["a"].filename, 1000, 224)},
+    "f": {"in1k": (IN1K_RELEASES["f"].filename, 1000, 224)},
+    "p": {"in1k": (IN1K_RELEASES["p"].filename, 1000, 224)},
+    "n": {"in1k": (IN1K_RELEASES["n"].filename, 1000, 224)},
     "t": {"in1k": ("unireplknet_t_in1k_224_acc83.21.pth", 1000, 224)},
     "s": {"in1k": ("unireplknet_s_in1k_224_acc83.91.pth", 1000, 224),
           "in22k_ft_in1k_384": ("unireplknet_s_in22k_to_in1k_384_acc86.44.pth", 1000, 384),
@@ -113,13 +116,19 @@ def _build(name: str, pretrained: bool = False, pretrained_cfg=None, pretrained_
     model = create_model(name, **kwargs)
     model.pretrained_cfg = model.default_cfg = cfg
     if pretrained:
-        load_checkpoint(model, _adapted_state_dict(model, cfg, name))
+        load_checkpoint(model, _adapted_state_dict(model, cfg, name, cache_dir))
     return StageFeatures(model, out_indices) if features_only else model
 
 
-def _adapted_state_dict(model: nn.Module, cfg: dict, name: str) -> dict:
-    """The local weights named by cfg ('state_dict' or 'file'), fitted to the model's in_chans and classes."""
+def _adapted_state_dict(model: nn.Module, cfg: dict, name: str, cache_dir=None) -> dict:
+    """The local weights named by cfg ('state_dict' or 'file', else the cached release), fitted to the
+    model's in_chans and classes."""
     source = cfg.get("state_dict") or cfg.get("file")
+    cached = [k for k, r in IN1K_RELEASES.items() if r.filename == cfg.get("hf_hub_filename")]
+    if (source is None or (isinstance(source, str) and not source)) and cached:
+        from . import pretrained  # imported when asked, as in checkpoint.create_model
+
+        source = pretrained.require(cached[0], cache_dir)
     if source is None or (isinstance(source, str) and not source):
         raise RuntimeError(
             f"{name}: unirep_lite downloads nothing; get the authors' {cfg.get('hf_hub_filename')!r} "
