@@ -355,3 +355,87 @@ def plot_sqrt_law(ns: Sequence[int], stds: dict, fields: Sequence[int], example:
         axes[0, 0].set_xticks([])
         axes[0, 0].set_yticks([])
     return tidy(fig)
+
+
+# ------------------------------------------------------------------------------------ images, point clouds
+
+def plot_images(panels: Sequence[tuple[str, object]], suptitle: str = "", cols: int = 3, cmap: str = "magma",
+                aspect: str = "equal"):
+    """A grid of 2-D arrays (tensors or NumPy), each with its title and its own colour scale, no ticks:
+    the planes of a front-end, the terms of an embedding. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    from . import checks
+
+    panels = list(panels)
+    if not panels:
+        raise ValueError("plot_images needs at least one (title, image) pair")
+    cols = min(checks.positive_int("cols", cols), len(panels))
+    rows = -(-len(panels) // cols)
+    panel = 7.2 / cols + 0.5 if aspect == "equal" else 2.6  # square images: their width, titles
+    fig, axes = plt.subplots(rows, cols, figsize=(7.2, panel * rows + 0.6), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        fig.delaxes(ax)
+    for ax, (title, image) in zip(axes.flat, panels):
+        ax.imshow(np.asarray(image, dtype=np.float64), cmap=cmap, aspect=aspect)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return tidy(fig)
+
+
+def plot_views(images: dict, names: Sequence[str], views: Sequence[str] = ("side", "front", "top"),
+               suptitle: str = ""):
+    """Three-view images of point clouds side by side: `images` maps a row label ("128 x 128",
+    "learned") to a B x V x H x W batch; one column per cloud (`names`), one row per label and view.
+    Images in [0, 1] (the fixed depth views) share that scale; others get their own."""
+    import matplotlib.pyplot as plt
+
+    batches = {label: np.asarray(torch.as_tensor(x).detach().cpu(), dtype=np.float64) for label, x in images.items()}
+    for label, x in batches.items():
+        if x.ndim != 4 or x.shape[:2] != (len(names), len(views)):
+            raise ValueError(f"images[{label!r}] must be {len(names)} clouds x {len(views)} views x H x W, "
+                             f"got shape {x.shape}")
+    rows, cols = len(batches) * len(views), len(names)
+    fig, axes = plt.subplots(rows, cols, figsize=(7.4, 0.85 * rows + 0.9), squeeze=False)
+    for b, (label, x) in enumerate(batches.items()):
+        unit = x.min() >= 0 and x.max() <= 1
+        for v, view in enumerate(views):
+            row = b * len(views) + v
+            for k in range(cols):
+                axes[row, k].imshow(x[k, v], cmap="magma", **({"vmin": 0, "vmax": 1} if unit else {}))
+                axes[row, k].set_xticks([])
+                axes[row, k].set_yticks([])
+            axes[row, 0].set_ylabel(f"{label}\n{view}", fontsize=8)
+    for k, name in enumerate(names):
+        axes[0, k].set_title(name, fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return tidy(fig, h_pad=0.3, w_pad=0.3)
+
+
+def plotly_point_clouds(clouds, names: Sequence[str], colors=None, title: str = "cloud",
+                        colorscale: str = "Viridis"):
+    """Rotatable 3D scatter of point clouds (N x P x 3), one shown at a time, picked from a menu.
+    Points are coloured by `colors` (N x P, e.g. a gradient's size) or by their height."""
+    import plotly.graph_objects as go
+
+    clouds = np.asarray(torch.as_tensor(clouds).detach().cpu(), dtype=np.float64)
+    if clouds.ndim != 3 or clouds.shape[-1] != 3 or len(clouds) != len(names):
+        raise ValueError(f"clouds must be N x P x 3 with one name each, got shape {clouds.shape} and "
+                         f"{len(names)} names")
+    colors = clouds[..., 2] if colors is None else np.asarray(torch.as_tensor(colors).detach().cpu())
+    fig = go.Figure()
+    for k, (p, name) in enumerate(zip(clouds, names)):
+        fig.add_trace(go.Scatter3d(x=p[:, 0], y=p[:, 1], z=p[:, 2], mode="markers", name=name, visible=k == 0,
+                                   marker=dict(size=2, color=colors[k], colorscale=colorscale)))
+    menu = [dict(label=name, method="update",
+                 args=[{"visible": [j == k for j in range(len(names))]}, {"title": f"{title}: {name}"}])
+            for k, name in enumerate(names)]
+    axis = dict(range=[-1, 1])
+    fig.update_layout(title=f"{title}: {names[0]}", height=480, margin=dict(l=0, r=0, t=40, b=0),
+                      updatemenus=[dict(buttons=menu, direction="down", x=0.0, y=1.0)],
+                      scene=dict(aspectmode="cube", xaxis=axis, yaxis=axis, zaxis=axis))
+    return fig

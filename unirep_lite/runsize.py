@@ -80,8 +80,8 @@ MINUTES = {
     "05": (3.2, 46),
     "06": (1.0, 56),
     "07": (3.1, 115),  # full: 20 measured for one run of A, plus an estimate for five more (K = 3 / 13)
-    "08": (0.4, 20),
-    "09": (0.4, 200),
+    "08": (0.7, 20),
+    "09": (0.8, 200),
     "10": (5.7, None),
 }
 REFERENCE = "2 CPU cores"
