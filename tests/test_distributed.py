@@ -136,16 +136,17 @@ def test_the_parts_of_every_batch_make_the_global_batch():
 
 def test_sync_batchnorm_is_undone_after_training():
     from unirep_lite.train import loop
+    from unirep_lite.train.distributed import World
 
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Sequential(nn.BatchNorm1d(4)))
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    restore = loop._sync_batchnorm(model, config(), torch.device("meta"))  # as on a GPU
+    restore = loop._sync_batchnorm(model, config(), torch.device("meta"), World(0, 2))  # as on GPUs
     assert sum(isinstance(m, nn.SyncBatchNorm) for m in model.modules()) == 2
     model[1].running_mean = torch.ones(4)  # what DDP or .to() may do to a buffer
     restore()
     assert [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] == bns
     assert torch.equal(bns[0].running_mean, torch.ones(4))
-    assert loop._sync_batchnorm(model, config(), torch.device("cpu")) and not any(
+    assert loop._sync_batchnorm(model, config(), torch.device("cpu"), World(0, 2)) and not any(
         isinstance(m, nn.SyncBatchNorm) for m in model.modules())  # torch syncs on GPUs only
 
 

@@ -56,7 +56,8 @@ def predict(model: nn.Module, data, *, device=None, batch_size: int = 256, amp: 
             channels_last: bool = False) -> tuple[Tensor, Tensor]:
     """Run `model` in eval mode over `data`; return (outputs, targets) on the CPU, in order.
 
-    Inside a process group (torchrun) each process runs its part of `data` and all get the whole.
+    Inside a process group (torchrun) every process must call it: each runs its part of `data`, and
+    all get the whole.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     world = World.current()
@@ -98,6 +99,7 @@ def evaluate(model: nn.Module, data, task: str = "classification", *, device=Non
     regression: {"loss" (= mse), "mse", "mae", "n"}.
     With return_predictions=True also "outputs" and "targets" (CPU tensors) and, for
     classification, "predictions" (argmax class per sample), e.g. for a confusion matrix.
+    Under torchrun every process must call it: each evaluates its part, all get the whole's numbers.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")

@@ -105,11 +105,10 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
     bar = _progress(cfg.progress and world.main, total=end_epoch * steps_per_epoch, initial=step)
     saved_epoch = start_epoch if resume_from is not None and ckpt_path is not None and \
         Path(resume_from).resolve() == ckpt_path.resolve() else None  # the epoch ckpt_path holds
-    restore_batchnorm = lambda: None  # noqa: E731
+    restore_batchnorm = _sync_batchnorm(model, cfg, device, world)
     try:
-        trained = model
+        trained = model  # what takes the steps: the model, or on several processes its DDP copy
         if world.distributed:
-            restore_batchnorm = _sync_batchnorm(model, cfg, device)
             with collective("starting"):  # DDP broadcasts process 0's weights: every copy starts equal
                 trained = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
         for epoch in range(start_epoch, end_epoch):
@@ -170,12 +169,12 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
     return result
 
 
-def _sync_batchnorm(model: nn.Module, cfg: TrainConfig, device: torch.device) -> Callable[[], None]:
-    """On GPUs and if config.sync_batchnorm, make every BatchNorm of `model` compute its statistics
-    over the global batch (SyncBatchNorm, same tensors) for training; returns what puts the
-    BatchNorms back. torch synchronises BatchNorm on GPUs only: on CPUs each process keeps its own."""
+def _sync_batchnorm(model: nn.Module, cfg: TrainConfig, device: torch.device, world: World) -> Callable[[], None]:
+    """On several GPUs and if config.sync_batchnorm, make every BatchNorm of `model` compute its
+    statistics over the global batch (SyncBatchNorm, same tensors) for training; returns what puts
+    the BatchNorms back. torch synchronises BatchNorm on GPUs only: on CPUs each process keeps its own."""
     swapped = []
-    if cfg.sync_batchnorm and device.type != "cpu":
+    if world.distributed and cfg.sync_batchnorm and device.type != "cpu":
         for parent in list(model.modules()):
             for name, child in parent.named_children():
                 if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, nn.SyncBatchNorm):
