@@ -19,3 +19,9 @@ def test_non_finite_numbers_in_the_config():
             TrainConfig(lr=bad)
     with pytest.raises(ValueError, match="weight_decay must be a finite number"):
         TrainConfig(weight_decay=float("nan"))
+
+
+def test_sync_batchnorm_is_a_boolean():
+    assert TrainConfig().sync_batchnorm is True  # several GPUs normalise over the global batch by default
+    with pytest.raises(TypeError, match="sync_batchnorm must be True or False"):
+        TrainConfig(sync_batchnorm="yes")

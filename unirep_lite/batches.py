@@ -12,6 +12,9 @@ batched on the device too (SpecAugment inside the audio front-end, mixup in `fit
 Each epoch's order is `torch.randperm` from a generator seeded with (seed, epoch) only, so a resumed
 run shuffles exactly like an uninterrupted one.
 
+On several processes (torchrun) each global batch of that order is split into one part per process
+(`shard`), on both paths; evaluation takes contiguous parts of the data instead (`sample_shard`).
+
 Which data takes this path (`as_tensors`): an (inputs, targets) tuple of tensors, a TensorDataset,
 or a Dataset with `to_tensors()` (the course's datasets, whose samples are fixed). Anything else (a
 DataLoader, a Dataset that may draw random augmentations per sample) keeps the DataLoader path.
@@ -25,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler, Subset, TensorDataset
 
 # Share of the device's free memory (of the machine's RAM on a CPU) one split may take on the device.
 MEMORY_SHARE = 0.25
@@ -61,22 +64,50 @@ def fits_on(device: torch.device, nbytes: int) -> bool:
     return nbytes <= MEMORY_SHARE * free
 
 
+def epoch_order(n: int, shuffle: bool, seed: int, epoch: int) -> Tensor:
+    """The sample order of an epoch (on the CPU): a function of (seed, epoch) only."""
+    if not shuffle:
+        return torch.arange(n)
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    # The same order as fit's DataLoader path (`reseed_loader` seeds its generator alike): a
+    # DataLoader draws one int64 (its workers' base seed) before its sampler's randperm. So both
+    # paths train identically (tests/test_batches.py), and runs measured before repeat.
+    torch.empty((), dtype=torch.int64).random_(generator=g)
+    return torch.randperm(n, generator=g)
+
+
+def shard(idx: Tensor, rank: int, world: int) -> Tensor:
+    """Process `rank`'s part of a global batch's indices (parts differ in size by at most one)."""
+    return idx if world == 1 else idx.tensor_split(world)[rank]
+
+
+def _check_shards(n: int, batch_size: int, drop_last: bool, world: int, what: str) -> None:
+    # every process needs samples in every step: a process without any has no loss to take part with
+    smallest = batch_size if drop_last or n % batch_size == 0 else min(n, n % batch_size)
+    if world > 1 and smallest < world:
+        raise ValueError(f"the {what} gives a batch of {smallest} samples, fewer than the {world} processes "
+                         "that share it; use more data or another batch_size")
+
+
 class TensorBatches:
     """Mini-batches of (x, y) tensors held on `device`, in a (seed, epoch)-determined order.
 
     Iterating yields (x[idx], y[idx]); `len()` is the number of batches. Call `set_epoch(e)` before
     each epoch (fit does). drop_last drops the ragged last batch (a batch of one breaks BatchNorm).
+    With `world` > 1 each batch holds process `rank`'s part of the global batch of `batch_size`.
     """
 
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-                 drop_last: bool = False, device=None):
+                 drop_last: bool = False, device=None, rank: int = 0, world: int = 1):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if len(x) != len(y):
             raise ValueError(f"inputs and targets must have the same length, got {len(x)} and {len(y)}")
+        _check_shards(len(x), batch_size, drop_last, world, "data")
         device = torch.device(device) if device is not None else x.device
         self.x, self.y = x.to(device), y.to(device)
         self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
+        self.rank, self.world = rank, world
         self.epoch = 0
 
     @property
@@ -92,25 +123,39 @@ class TensorBatches:
 
     def order(self) -> Tensor:
         """This epoch's sample order (on the CPU): a function of (seed, epoch) only."""
-        n = len(self.x)
-        if not self.shuffle:
-            return torch.arange(n)
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        # The same order as fit's DataLoader path (`reseed_loader` seeds its generator alike): a
-        # DataLoader draws one int64 (its workers' base seed) before its sampler's randperm. So both
-        # paths train identically (tests/test_batches.py), and runs measured before repeat.
-        torch.empty((), dtype=torch.int64).random_(generator=g)
-        return torch.randperm(n, generator=g)
+        return epoch_order(len(self.x), self.shuffle, self.seed, self.epoch)
 
     def __iter__(self):
         order = self.order().to(self.x.device)
         for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            idx = shard(order[i * self.batch_size:(i + 1) * self.batch_size], self.rank, self.world)
             yield self.x.index_select(0, idx), self.y.index_select(0, idx)
 
 
+class ShardedBatchSampler(Sampler):
+    """A DataLoader's batch_sampler for process `rank` of `world`: the batches TensorBatches makes
+    (the same (seed, epoch) order, the same parts of each global batch), as lists of indices."""
+
+    def __init__(self, n: int, batch_size: int, *, shuffle: bool, seed: int, drop_last: bool, rank: int,
+                 world: int, what: str = "data"):
+        _check_shards(n, batch_size, drop_last, world, what)
+        self.n, self.batch_size, self.shuffle, self.seed, self.drop_last = n, batch_size, shuffle, seed, drop_last
+        self.rank, self.world, self.epoch = rank, world, 0
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        order = epoch_order(self.n, self.shuffle, self.seed, self.epoch)
+        for i in range(len(self)):
+            yield shard(order[i * self.batch_size:(i + 1) * self.batch_size], self.rank, self.world).tolist()
+
+
 def device_batches(data, batch_size: int, device: torch.device, *, shuffle: bool = False, seed: int = 0,
-                   drop_last: bool = False) -> TensorBatches | None:
+                   drop_last: bool = False, rank: int = 0, world: int = 1) -> TensorBatches | None:
     """`TensorBatches` of `data` on `device`, or None when `data` is not fixed tensors or too large."""
     pair = as_tensors(data)
     if pair is None:
@@ -118,7 +163,8 @@ def device_batches(data, batch_size: int, device: torch.device, *, shuffle: bool
     x, y = pair
     if not fits_on(device, x.element_size() * x.nelement() + y.element_size() * y.nelement()):
         return None
-    return TensorBatches(x, y, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, device=device)
+    return TensorBatches(x, y, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, device=device,
+                         rank=rank, world=world)
 
 
 # ----------------------------------------------------------------------------- any data
@@ -132,24 +178,30 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def make_batches(data, batch_size: int, device: torch.device, *, shuffle: bool = False, seed: int = 0,
-                 num_workers: int = 0, drop_last: bool = False, on_device: bool = True, what: str = "data"):
+                 num_workers: int = 0, drop_last: bool = False, on_device: bool = True, what: str = "data",
+                 rank: int = 0, world: int = 1):
     """Batches of `data` for `device`: `TensorBatches` where the samples are fixed tensors that fit on
-    the device (and `on_device`), else a DataLoader (`make_loader`)."""
+    the device (and `on_device`), else a DataLoader (`make_loader`). With `world` > 1, process
+    `rank`'s part of every global batch of `batch_size` (a given loader is rebuilt so)."""
+    if isinstance(data, TensorBatches) and world > 1:
+        return TensorBatches(data.x, data.y, data.batch_size, shuffle=data.shuffle, seed=data.seed,
+                             drop_last=data.drop_last, rank=rank, world=world)
     if isinstance(data, (DataLoader, TensorBatches)):
-        return data
-    found = device_batches(data, batch_size, device, shuffle=shuffle, seed=seed, drop_last=drop_last) \
-        if on_device else None
+        return data if world == 1 else shard_loader(data, rank, world, seed, what)
+    found = device_batches(data, batch_size, device, shuffle=shuffle, seed=seed, drop_last=drop_last,
+                           rank=rank, world=world) if on_device else None
     if found is not None and found.dataset_size == 0:
         raise ValueError(f"the {what} is empty (no samples)")
     return found or make_loader(data, batch_size, shuffle, seed=seed, num_workers=num_workers,
-                                drop_last=drop_last, what=what)
+                                drop_last=drop_last, what=what, rank=rank, world=world)
 
 
 def make_loader(data, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0,
-                drop_last: bool = False, what: str = "data") -> DataLoader:
-    """A DataLoader from a DataLoader (returned as is), a Dataset, or a tuple (inputs, targets) of tensors."""
+                drop_last: bool = False, what: str = "data", rank: int = 0, world: int = 1) -> DataLoader:
+    """A DataLoader from a DataLoader (returned as is), a Dataset, or a tuple (inputs, targets) of
+    tensors; with `world` > 1 it yields process `rank`'s part of each global batch."""
     if isinstance(data, DataLoader):
-        return data
+        return data if world == 1 else shard_loader(data, rank, world, seed, what)
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
         if len(data[0]) != len(data[1]):
             raise ValueError(f"inputs and targets must have the same length, got {len(data[0])} "
@@ -161,9 +213,49 @@ def make_loader(data, batch_size: int, shuffle: bool, seed: int = 0, num_workers
     if hasattr(data, "__len__") and len(data) == 0:
         raise ValueError(f"the {what} is empty (a {type(data).__name__} of length 0)")
     generator = torch.Generator().manual_seed(seed)
+    if world > 1:
+        batches = ShardedBatchSampler(len(data), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
+                                      rank=rank, world=world, what=what)
+        return DataLoader(data, batch_sampler=batches, num_workers=num_workers, worker_init_fn=_seed_worker,
+                          generator=generator, pin_memory=torch.cuda.is_available())
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                       num_workers=num_workers, worker_init_fn=_seed_worker, generator=generator,
                       pin_memory=torch.cuda.is_available())
+
+
+def shard_loader(loader: DataLoader, rank: int, world: int, seed: int = 0, what: str = "data") -> DataLoader:
+    """`loader` rebuilt to give process `rank` its part of each of its global batches (same dataset,
+    batch size, shuffling, workers and collate function)."""
+    if not isinstance(loader.sampler, (RandomSampler, SequentialSampler)) or loader.batch_size is None:
+        raise ValueError(f"the {what} is a DataLoader with its own sampler or batch sampler, which cannot be "
+                         "split over processes: pass its Dataset (fit batches it) or a plain DataLoader")
+    batches = ShardedBatchSampler(len(loader.dataset), loader.batch_size,
+                                  shuffle=isinstance(loader.sampler, RandomSampler), seed=seed,
+                                  drop_last=loader.drop_last, rank=rank, world=world, what=what)
+    return DataLoader(loader.dataset, batch_sampler=batches, num_workers=loader.num_workers,
+                      collate_fn=loader.collate_fn, pin_memory=loader.pin_memory,
+                      worker_init_fn=loader.worker_init_fn or _seed_worker,
+                      generator=torch.Generator().manual_seed(seed))
+
+
+def sample_shard(data, rank: int, world: int):
+    """Process `rank`'s contiguous part of `data` (tensors, a Dataset or a DataLoader) for evaluation:
+    the parts of all processes, in rank order, are the data in order."""
+    if world == 1:
+        return data
+    pair = (data.x, data.y) if isinstance(data, TensorBatches) else \
+        None if isinstance(data, DataLoader) else as_tensors(data)
+    n = len(pair[0]) if pair is not None else len(data.dataset if isinstance(data, DataLoader) else data)
+    lo, hi = n * rank // world, n * (rank + 1) // world
+    if pair is not None:
+        return pair[0][lo:hi], pair[1][lo:hi]
+    if not isinstance(data, DataLoader):
+        return Subset(data, range(lo, hi))
+    if data.batch_size is None:
+        raise ValueError("evaluating a DataLoader on several processes needs one with a batch_size")
+    return DataLoader(Subset(data.dataset, range(lo, hi)), batch_size=data.batch_size,
+                      num_workers=data.num_workers, collate_fn=data.collate_fn, pin_memory=data.pin_memory,
+                      worker_init_fn=data.worker_init_fn)
 
 
 def drop_ragged(data, batch_size: int) -> bool:
@@ -184,9 +276,13 @@ def reseed_loader(loader, seed: int, epoch: int) -> None:
     if isinstance(loader, TensorBatches):
         loader.set_epoch(epoch)
         return
+    sampler, rank = getattr(loader, "batch_sampler", None), 0
+    if isinstance(sampler, ShardedBatchSampler):
+        sampler.set_epoch(epoch)
+        rank = sampler.rank  # the generator then only seeds workers: each process's augmentations differ
     gen = getattr(loader, "generator", None)
     if isinstance(gen, torch.Generator):
-        gen.manual_seed(seed * 100_003 + epoch)
+        gen.manual_seed((seed * 100_003 + epoch + rank * 2**52) % 2**64)
 
 
 # ----------------------------------------------------------------------------- one batch

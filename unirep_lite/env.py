@@ -15,6 +15,7 @@ optional mapping, so a runner can ask what a kernel started with another environ
   UNIREP_BINDER   1                          running on Binder (set by binder/start)
   TQDM_DISABLE    1                          no progress bars
   TRITON_INTERPRET 1                         Triton's interpreter (kernels on CPU tensors)
+  RANK WORLD_SIZE LOCAL_RANK MASTER_ADDR MASTER_PORT   set by torchrun: this process's place in the run
 """
 from __future__ import annotations
 
@@ -106,6 +107,33 @@ def on_binder(environ: Mapping[str, str] | None = None) -> bool:
 def progress_disabled(environ: Mapping[str, str] | None = None) -> bool:
     """TQDM_DISABLE=1 (the book build)."""
     return _flag(environ, "TQDM_DISABLE")
+
+
+def torchrun(environ: Mapping[str, str] | None = None) -> dict | None:
+    """This process's place in a torchrun launch: {"rank", "world_size", "local_rank", "master_addr",
+    "master_port"} (for `unirep_lite.train.distributed.start`), or None outside one (no RANK and
+    no WORLD_SIZE)."""
+    names = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    if not _get(environ, "RANK").strip() and not _get(environ, "WORLD_SIZE").strip():
+        return None
+    raw = {name: _get(environ, name).strip() for name in names}
+    missing = [name for name, value in raw.items() if not value]
+    if missing:
+        raise ValueError(f"a torchrun launch sets {', '.join(names)}, but {', '.join(missing)} "
+                         f"{'is' if len(missing) == 1 else 'are'} not set (start with torchrun)")
+    values = {}
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT"):
+        try:
+            values[name.lower()] = int(raw[name])
+        except ValueError:
+            raise ValueError(f"{name} must be an integer, got {raw[name]!r}") from None
+    if not 0 <= values["rank"] < values["world_size"]:
+        raise ValueError(f"RANK must be in [0, WORLD_SIZE={values['world_size']}), got {values['rank']}")
+    if values["local_rank"] < 0:
+        raise ValueError(f"LOCAL_RANK must be >= 0, got {values['local_rank']}")
+    if not 0 < values["master_port"] < 2**16:
+        raise ValueError(f"MASTER_PORT must be a port number in [1, 65535], got {values['master_port']}")
+    return {**values, "master_addr": raw["MASTER_ADDR"]}
 
 
 def seed_everything(seed: int) -> None:

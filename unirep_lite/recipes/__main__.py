@@ -6,6 +6,7 @@
     python -m unirep_lite.recipes video --fast             # the FAST run (also chosen by UNIREP_FAST=1)
     python -m unirep_lite.recipes speech --variant unireplknet_f --lk-size 7 --seed 1 --json speech_f7.json
     python -m unirep_lite.recipes speech --data ~/data/speech_commands_v0.02   # the real benchmark
+    torchrun --nproc_per_node 4 -m unirep_lite.recipes video   # one run on 4 GPUs (DDP)
 
 One command per number that the notebooks' "What we measured" cells report (notebooks 05-09 run
 the same recipes with plots around them; notebook 10 runs them at K = 13, 7 and 3). The device is
@@ -24,6 +25,7 @@ from ..blocks import UniRepLKNetBlock
 from ..model import VARIANTS, list_models
 from ..paths import check_output_path
 from ..runsize import RunSize
+from ..train import distributed
 from . import RECIPES, benchmark, get, run
 
 
@@ -85,21 +87,30 @@ def main(argv=None) -> dict | None:
     try:
         size = RunSize("fast") if args.fast else RunSize("full") if args.full else env.run_size()
         device = env.default_device()
+        launch = env.torchrun()
     except ValueError as e:
         p.error(str(e))
+    if launch is not None:  # under torchrun: this process trains its part of each batch on its device
+        device = distributed.start(launch, device)
     if args.data is not None:
         try:
             return benchmark.main(p, args, device)
-        except (ValueError, FileExistsError) as e:
+        except (ValueError, FileExistsError, distributed.ProcessLost) as e:
             raise SystemExit(f"{p.prog}: error: {str(e).splitlines()[0]}") from None
+        finally:
+            distributed.stop()
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
     start = time.perf_counter()
     try:  # the library's refusals (an unusable data folder, say) are one line, not a traceback
         result = run(args.name, size, variant=args.variant, lk_size=args.lk_size, seed=args.seed, device=device,
                      **overrides)
-    except (ValueError, FileExistsError) as e:
+    except (ValueError, FileExistsError, distributed.ProcessLost) as e:
         raise SystemExit(f"{p.prog}: error: {e}") from None
+    finally:
+        distributed.stop()
     out = summary(result, time.perf_counter() - start)
+    if launch is not None and launch["rank"] != 0:  # process 0 reports for all
+        return out
     base = ", ".join(f"{k} {v:.4g}" for k, v in out["baselines"].items())
     print(f"{out['recipe']} ({out['mode']} run) {out['variant']} K={out['lk_size']} seed {out['seed']}: "
           f"test {out['metric']} {out['test']:.4g} (baselines: {base}); deploy check {out['deploy_check']}; "

@@ -35,12 +35,14 @@ from ..paths import check_output_path
 from ..runs import train_runs
 from ..runsize import RunSize
 from ..train import predict
+from ..train.distributed import World
 from . import audio, images, points, video, weather
 
 
 def say(line: str) -> None:
-    """Every line this module prints goes through here (one place to silence other processes)."""
-    print(line, flush=True)
+    """Every line this module prints goes through here: under torchrun only process 0 prints."""
+    if World.current().main:
+        print(line, flush=True)
 
 
 # ---------------------------------------------------------------------------- the paper's numbers

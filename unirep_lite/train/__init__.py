@@ -20,7 +20,17 @@ history and every random number generator, and the shuffling of each epoch is a 
 One idea per module: `config` (TrainConfig), `amp` (the mixed precision policy), `evaluation`
 (losses, label checks, `evaluate`), `step` (one training step: `prepare`, `train_step`), `loop`
 (`fit`, the non-finite rollback, resume), `deploy` (reparameterize and check), `history` (History,
-FitResult and their plot). Batching lives in `unirep_lite.batches`.
+FitResult and their plot), `distributed` (several processes under torchrun: `start`, `stop`, the
+collectives). Batching lives in `unirep_lite.batches`.
+
+Under torchrun the same `fit` trains with DistributedDataParallel; the entry joins the processes:
+
+    launch = unirep_lite.env.torchrun()          # None when not started by torchrun
+    device = distributed.start(launch) if launch else unirep_lite.env.default_device()
+    try:
+        result = fit(model, train, val, TrainConfig(device=str(device), ...))
+    finally:
+        distributed.stop()
 """
 from ..batches import make_batches, make_loader
 from ..checkpoint import TRAIN_FORMAT as CHECKPOINT_FORMAT  # the name this module has always exported

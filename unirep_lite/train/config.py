@@ -22,7 +22,8 @@ class TrainConfig:
     """Everything `fit` needs to know, with defaults that suit the course's small models.
 
     lr is for AdamW at batch 64 (the paper's 4e-3 is for batch 4096); drop path is a model option
-    (`create_model(..., drop_path_rate=...)`), not a training one.
+    (`create_model(..., drop_path_rate=...)`), not a training one. Under torchrun batch_size is the
+    global batch, shared by the processes (see `train.distributed`).
     """
     epochs: int = 10
     batch_size: int = 64             # used when fit builds the DataLoaders itself
@@ -45,6 +46,7 @@ class TrainConfig:
     reparameterize: Optional[bool] = None  # None = yes for UniRepLKNet models (or a given fn)
     deploy_path: Optional[str] = None      # None = "<checkpoint stem>.deploy.pt" if checkpointing
     overwrite: bool = False                # replace an existing checkpoint/deploy file (else resume_from it)
+    sync_batchnorm: bool = True            # on several GPUs (torchrun): BatchNorm statistics of the global batch
 
     def __post_init__(self):
         for name in ("lr", "min_lr", "weight_decay", "warmup_fraction", "label_smoothing", "mixup_alpha"):
@@ -55,7 +57,7 @@ class TrainConfig:
         checks.positive_int("batch_size", self.batch_size)
         checks.integer("seed", self.seed, 0, 2**32 - 1)
         checks.integer("num_workers", self.num_workers, 0)
-        for name in ("channels_last", "data_on_device", "progress", "overwrite"):
+        for name in ("channels_last", "data_on_device", "progress", "overwrite", "sync_batchnorm"):
             checks.boolean(name, getattr(self, name))
         if self.reparameterize is not None and not isinstance(self.reparameterize, bool):
             raise TypeError(f"reparameterize must be None, True or False, got {self.reparameterize!r}")

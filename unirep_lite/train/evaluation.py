@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..batches import make_batches, split_batch, to_device
+from ..batches import make_batches, sample_shard, split_batch, to_device
 from .amp import autocast, autocast_dtype
 from .config import TASKS
+from .distributed import World, collective, gather
 
 
 def regression_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:
@@ -53,9 +54,15 @@ def check_labels(y: Tensor, num_classes: int) -> None:
 @torch.no_grad()
 def predict(model: nn.Module, data, *, device=None, batch_size: int = 256, amp: str = "off",
             channels_last: bool = False) -> tuple[Tensor, Tensor]:
-    """Run `model` in eval mode over `data`; return (outputs, targets) on the CPU, in order."""
+    """Run `model` in eval mode over `data`; return (outputs, targets) on the CPU, in order.
+
+    Inside a process group (torchrun) every process must call it: each runs its part of `data`, and
+    all get the whole.
+    """
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    loader = make_batches(data, batch_size, device)
+    world = World.current()
+    part = sample_shard(data, world.rank, world.size)
+    loader = make_batches(part, batch_size, device) if not world.distributed or _size(part) else ()
     dtype = autocast_dtype(amp, device)
     was_training = model.training
     model.eval()
@@ -69,9 +76,18 @@ def predict(model: nn.Module, data, *, device=None, batch_size: int = 256, amp: 
             ys.append(y.cpu())
     finally:
         model.train(was_training)
+    if world.distributed:  # a process with no samples (fewer samples than processes) sends None
+        with collective("gathering the predictions"):
+            parts = [p for p in gather((torch.cat(outs), torch.cat(ys)) if outs else None) if p is not None]
+        outs, ys = [p[0] for p in parts], [p[1] for p in parts]
     if not outs:
         raise ValueError("the evaluation data is empty")
     return torch.cat(outs), torch.cat(ys)
+
+
+def _size(part) -> int:
+    """Samples in a part made by `sample_shard`: a tensor pair, a Subset or a DataLoader of one."""
+    return len(part[0]) if isinstance(part, tuple) else len(getattr(part, "dataset", part))
 
 
 def evaluate(model: nn.Module, data, task: str = "classification", *, device=None,
@@ -83,6 +99,7 @@ def evaluate(model: nn.Module, data, task: str = "classification", *, device=Non
     regression: {"loss" (= mse), "mse", "mae", "n"}.
     With return_predictions=True also "outputs" and "targets" (CPU tensors) and, for
     classification, "predictions" (argmax class per sample), e.g. for a confusion matrix.
+    Under torchrun every process must call it: each evaluates its part, all get the whole's numbers.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")

@@ -9,14 +9,16 @@ from typing import Callable, Optional
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ..batches import TensorBatches, batch_len, drop_ragged, make_batches, reseed_loader, split_batch, to_device
-from ..checkpoint import load_training_state, save_training_state
+from ..checkpoint import _rng_state, _set_rng_state, load_training_state, save_training_state
 from ..env import default_device, progress_bar, seed_everything
 from ..model import reparameterize
 from ..paths import check_output_path
 from .config import RUN_FIELDS, TrainConfig
 from .deploy import check_deploy, is_unireplknet, save_deploy
+from .distributed import ProcessLost, World, collective, gather
 from .evaluation import check_labels, evaluate, task_loss
 from .history import FitResult, History
 from .step import StepState, non_finite, prepare, train_step
@@ -39,6 +41,14 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
     Seed (unirep_lite.env.seed_everything) before creating the model so its initial weights repeat;
     fit seeds everything else from config.seed.
 
+    Under torchrun (a process group started, e.g. by `train.distributed.start`) every process calls
+    fit alike: each trains a DistributedDataParallel copy on its part of every global batch of
+    config.batch_size, so the steps, the schedule and (up to float rounding, for a model whose
+    samples don't interact; BatchNorm does unless synchronised, see config.sync_batchnorm) the
+    losses are those of one process; validation covers the whole split; only process 0 writes
+    files and shows progress. A lost process ends fit with `ProcessLost` naming the checkpoint to
+    resume from (on any number of processes).
+
     Returns a FitResult: .model (trained, in eval mode), .history (.plot() it), and for a finished
     run that was reparameterized .deploy_model and .deploy_check ({"n", "max_abs_diff", "agreement"}).
 
@@ -46,20 +56,24 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
         result.history.plot()
     """
     cfg = config or TrainConfig()
+    world = World.current()
     if stop_after is not None and (not isinstance(stop_after, int) or stop_after < 1):
         raise ValueError(f"stop_after must be an integer >= 1 (epochs in total), got {stop_after!r}")
     # None: the hardware's best device; the environment's choice (UNIREP_DEVICE) is the caller's to pass
     device = torch.device(cfg.device) if cfg.device else default_device(environ={})
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"config.device is {cfg.device!r} but no CUDA GPU is available; use None (automatic) or 'cpu'")
+    if world.distributed and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())  # this process's GPU (distributed.start)
     task = cfg.task
     ckpt_path, deploy_path = _check_outputs(cfg, resume_from)  # now, not after the first epoch
     _check_finite_model(model, "before training")
-    seed_everything(cfg.seed)
+    seed_everything(world.seed(cfg.seed))
 
     train_loader = make_batches(train_data, cfg.batch_size, device, shuffle=True, seed=cfg.seed,
                                 num_workers=cfg.num_workers, drop_last=drop_ragged(train_data, cfg.batch_size),
-                                on_device=cfg.data_on_device, what="training data")
+                                on_device=cfg.data_on_device, what="training data",
+                                rank=world.rank, world=world.size)
     val_loader = None if val_data is None else make_batches(val_data, cfg.batch_size, device,
                                                             num_workers=cfg.num_workers, on_device=cfg.data_on_device,
                                                             what="validation data")
@@ -72,7 +86,7 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
     if steps_per_epoch == 0:
         raise ValueError("the training data gives no batches (is it empty, or smaller than batch_size "
                          "with drop_last?)")
-    state = prepare(model, cfg, cfg.epochs * steps_per_epoch, device)
+    state = prepare(model, cfg, cfg.epochs * steps_per_epoch, device, world)
     if val_loader is not None:  # the training data is checked by the first step, before its update
         _check_data(model, val_loader, task, device, cfg, "validation data")
     history = History(metric_name="accuracy" if task == "classification" else "mae")
@@ -84,14 +98,23 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
             scaler=state.scaler, check=lambda ckpt: _check_same_run(ckpt, cfg, steps_per_epoch, resume_from))
         start_epoch, step = saved["epoch"], saved["step"]
         history = History.from_dict(saved["history"])
+        if len(saved.get("rng_ranks") or ()) == world.size > 1:  # each process its own random numbers
+            _set_rng_state(saved["rng_ranks"][world.rank])
 
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
-    bar = _progress(cfg.progress, total=end_epoch * steps_per_epoch, initial=step)
+    bar = _progress(cfg.progress and world.main, total=end_epoch * steps_per_epoch, initial=step)
+    saved_epoch = start_epoch if resume_from is not None and ckpt_path is not None and \
+        Path(resume_from).resolve() == ckpt_path.resolve() else None  # the epoch ckpt_path holds
+    restore_batchnorm = _sync_batchnorm(model, cfg, device, world)
     try:
+        trained = model  # what takes the steps: the model, or on several processes its DDP copy
+        if world.distributed:
+            with collective("starting"):  # DDP broadcasts process 0's weights: every copy starts equal
+                trained = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
         for epoch in range(start_epoch, end_epoch):
             t0 = time.perf_counter()
             reseed_loader(train_loader, cfg.seed, epoch)
-            train_loss = _train_epoch(model, train_loader, state, device, history, bar, epoch)
+            train_loss = _train_epoch(model, trained, train_loader, state, device, history, bar, epoch)
             step += steps_per_epoch
             val_loss = val_metric = float("nan")
             if val_loader is not None:
@@ -106,27 +129,66 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
             if bar is not None:
                 bar.set_postfix(_postfix(epoch, cfg.epochs, history.step_loss[-1], history))
             if ckpt_path is not None:
-                save_training_state(ckpt_path, model=model, optimizer=state.optimizer, scheduler=state.scheduler,
-                                    scaler=state.scaler, epoch=epoch + 1, step=step, steps_per_epoch=steps_per_epoch,
-                                    history=history.to_dict(), config=dataclasses.asdict(cfg))
+                ranks = {}
+                if world.distributed:  # every process's random numbers, for an exact resume
+                    with collective("saving the checkpoint"):
+                        ranks = {"rng_ranks": gather(_rng_state()), "world_size": world.size}
+                if world.main:
+                    save_training_state(ckpt_path, model=model, optimizer=state.optimizer,
+                                        scheduler=state.scheduler, scaler=state.scaler, epoch=epoch + 1, step=step,
+                                        steps_per_epoch=steps_per_epoch, history=history.to_dict(),
+                                        config=dataclasses.asdict(cfg), **ranks)
+                saved_epoch = epoch + 1
+    except ProcessLost as e:
+        where = (f"the checkpoint {ckpt_path} holds epoch {saved_epoch}: run again with resume_from="
+                 f"{str(ckpt_path)!r} to continue" if saved_epoch else
+                 "no checkpoint was written (set TrainConfig.checkpoint_path to be able to resume)")
+        raise ProcessLost(f"process {world.rank} of {world.size}: {e}; {where}") from e
     finally:
+        restore_batchnorm()
         if bar is not None:
             bar.close()
 
     model.eval()
     result = FitResult(model=model, history=history, checkpoint_path=ckpt_path,
                        finished=(history.epoch[-1] if history.epoch else 0) >= cfg.epochs)
-    if not result.finished:
-        return result
-    want = cfg.reparameterize if cfg.reparameterize is not None else (
-        reparameterize_fn is not None or is_unireplknet(model))
+    want = result.finished and (cfg.reparameterize if cfg.reparameterize is not None else (
+        reparameterize_fn is not None or is_unireplknet(model)))
     if want:
         check_data = val_loader if val_loader is not None else train_loader  # any data will do
         result.deploy_model, result.deploy_check = check_deploy(model, reparameterize_fn or reparameterize,
                                                                 check_data, task, device)
         if deploy_path is not None:
-            result.deploy_path = save_deploy(result.deploy_model, deploy_path)
+            if world.main:
+                save_deploy(result.deploy_model, deploy_path)
+            result.deploy_path = deploy_path
+    if world.distributed:
+        with collective("finishing"):  # every process returns once process 0's files are written (a
+            # resume that follows must not read the checkpoint before the last epoch is in it)
+            torch.distributed.barrier()
     return result
+
+
+def _sync_batchnorm(model: nn.Module, cfg: TrainConfig, device: torch.device, world: World) -> Callable[[], None]:
+    """On several GPUs and if config.sync_batchnorm, make every BatchNorm of `model` compute its
+    statistics over the global batch (SyncBatchNorm, same tensors) for training; returns what puts
+    the BatchNorms back. torch synchronises BatchNorm on GPUs only: on CPUs each process keeps its own."""
+    swapped = []
+    if world.distributed and cfg.sync_batchnorm and device.type != "cpu":
+        for parent in list(model.modules()):
+            for name, child in parent.named_children():
+                if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, nn.SyncBatchNorm):
+                    setattr(parent, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
+                    swapped.append((parent, name, child))
+
+    def restore():
+        for parent, name, bn in swapped:
+            sync = getattr(parent, name)
+            for key, t in list(sync.named_parameters(recurse=False)) + list(sync.named_buffers(recurse=False)):
+                setattr(bn, key, t)  # what training left (prepare and DDP may have replaced tensors)
+            setattr(parent, name, bn.train(sync.training))
+        swapped.clear()
+    return restore
 
 
 def _check_outputs(cfg: TrainConfig, resume_from) -> tuple[Optional[Path], Optional[Path]]:
@@ -188,8 +250,9 @@ def _length(loader) -> Optional[int]:
         return None
 
 
-def _train_epoch(model, loader, state: StepState, device, history: History, bar, epoch: int) -> float:
-    """One pass over the training data, one optimizer step per batch; returns the mean loss."""
+def _train_epoch(model, trained, loader, state: StepState, device, history: History, bar, epoch: int) -> float:
+    """One pass over the training data, one optimizer step per batch; returns the mean loss.
+    `trained` is what takes the steps: `model` itself, or its DistributedDataParallel copy."""
     cfg = state.config
     model.train()
     loss_sum, n_seen = 0.0, 0
@@ -208,7 +271,7 @@ def _train_epoch(model, loader, state: StepState, device, history: History, bar,
             torch._foreach_copy_(last_good, tensors)
         step_no, lr = len(history.step_loss) + 1, state.lr
         try:
-            loss_value = train_step(model, x, y, state, step=step_no, epoch=epoch)
+            loss_value = train_step(trained, x, y, state, step=step_no, epoch=epoch)
         except BaseException:  # nothing of a failed step stays in the model: back to the last good step
             with torch.no_grad():
                 torch._foreach_copy_(tensors, last_good)
@@ -221,7 +284,7 @@ def _train_epoch(model, loader, state: StepState, device, history: History, bar,
             raise non_finite("the parameters became NaN/inf after the update", step_no, epoch)
         history.step_loss.append(loss_value)
         history.step_lr.append(lr)
-        bs = batch_len(x)
+        bs = state.samples  # the global batch's
         loss_sum, n_seen = loss_sum + loss_value * bs, n_seen + bs
         if bar is not None:
             bar.update(1)

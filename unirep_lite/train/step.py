@@ -5,13 +5,17 @@ benchmark times the same call:
 
     state = prepare(model, config, total_steps, device)
     loss = train_step(model, x, y, state)   # x, y already on the device
+
+On several processes `model` is the DistributedDataParallel copy and x, y this process's part of the
+global batch; the step weighs each part by its size, so the update is the one-process update.
 """
 from __future__ import annotations
 
 import math
 import re
 import warnings
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -20,6 +24,7 @@ from torch import Tensor, nn
 
 from .amp import autocast, autocast_dtype
 from .config import TrainConfig
+from .distributed import World, all_sum, collective
 from .evaluation import task_loss
 
 
@@ -56,6 +61,8 @@ class StepState:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
     amp_dtype: Optional[torch.dtype]   # autocast dtype; None = float32
+    world: World = field(default_factory=World)  # the processes that take each step together
+    samples: int = 0                   # samples of the last step's global batch
 
     @property
     def lr(self) -> float:
@@ -63,9 +70,11 @@ class StepState:
         return self.optimizer.param_groups[0]["lr"]
 
 
-def prepare(model: nn.Module, config: TrainConfig, total_steps: int, device) -> StepState:
+def prepare(model: nn.Module, config: TrainConfig, total_steps: int, device,
+            world: Optional[World] = None) -> StepState:
     """Move `model` to `device` (channels-last if configured) and build AdamW, the warmup + cosine
-    schedule over `total_steps`, the fp16 grad scaler and the autocast dtype, as `fit` does."""
+    schedule over `total_steps`, the fp16 grad scaler and the autocast dtype, as `fit` does;
+    `world`: the processes that train together (default: this one alone)."""
     device = torch.device(device)
     model.to(device)
     if config.channels_last:
@@ -78,7 +87,7 @@ def prepare(model: nn.Module, config: TrainConfig, total_steps: int, device) -> 
     amp_dtype = autocast_dtype(config.amp, device)
     # bf16 has float32's range and needs no loss scaling; fp16 does.
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    return StepState(config, optimizer, scheduler, scaler, amp_dtype)
+    return StepState(config, optimizer, scheduler, scaler, amp_dtype, world or World())
 
 
 def non_finite(what: str, step: int, epoch: int) -> FloatingPointError:
@@ -107,11 +116,20 @@ def train_step(model: nn.Module, x, y: Tensor, state: StepState, *, step: int = 
             loss = lam * task_loss(out, y, task, smoothing) + (1 - lam) * task_loss(out, y[perm], task, smoothing)
         else:
             loss = task_loss(model(x), y, task, smoothing)
-    loss_value = loss.item()
+    n = len(y)
+    if state.world.distributed:
+        # The global batch's mean loss, so every process logs it and agrees on a NaN; DDP averages
+        # the processes' gradients, so weigh each part's mean by its share of the global batch.
+        with collective(f"taking step {step}"):
+            loss_sum, total = all_sum([loss.item() * n, n], device)
+        loss_value, state.samples, share = loss_sum / total, int(total), n * state.world.size / total
+    else:
+        loss_value, state.samples, share = loss.item(), n, 1.0
     if not math.isfinite(loss_value):
         raise non_finite(f"the training loss became {loss_value}", step, epoch)
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
+    with collective(f"averaging the gradients of step {step}") if state.world.distributed else nullcontext():
+        scaler.scale(loss * share if share != 1.0 else loss).backward()
     if cfg.grad_clip is not None or not scaler.is_enabled():
         scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
         # max_norm=inf only measures; fp16 loss scaling skips non-finite steps by itself
