@@ -71,6 +71,7 @@ def test_kernel_explorer_shows_library_errors():
     ui = widgets.kernel_explorer(13)
     c = ui.controls
     assert c["message"].value == "" and ui.figure is not None
+    assert "where do the dilated branches add weight" in c["question"].value
     c["rs"].value = "1, 2, 3, 4, 9"            # (3-1)*9+1 = 19 > 13: the library refuses
     assert "ValueError" in c["message"].value and "more than the large kernel K=13" in c["message"].value
     assert ui.figure is None
@@ -91,6 +92,7 @@ def test_erf_explorer_headless_and_errors(tmp_path):
     ui = ex.widget(resolutions=(32, 64), n_images=1)
     c = ui.controls
     assert "area ratios" in c["message"].value and c["scale"].value == "decades"
+    assert "50% square" in c["question"].value
     c["scale"].value = "replknet"               # only redraws
     assert "area ratios" in c["message"].value
     c["model"].value = "resnet18"               # K = 13 is a UniRepLKNet option only
