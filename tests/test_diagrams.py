@@ -35,7 +35,7 @@ def test_block_draws_every_branch(K):
     fig = diagrams.block(K)
     words = " ".join(texts(fig))
     for k, r in diagrams.block_parts(K)["branches"][1:]:
-        assert f"dw {k}x{k}\nr = {r}" in texts(fig)
+        assert f"{k}x{k}\nr = {r}" in texts(fig)
     for step in ("BN", "GRN", "GELU", "layer scale", "Linear C -> 4C"):
         assert step in words
     assert tuple(fig.get_size_inches()) == (7.0, 5.4)

@@ -122,7 +122,7 @@ def block(K: int = 13):
     branches = parts["branches"]
     n = len(branches)
     col = (width - left - 0.1) / n
-    ax.text((left + width) / 2, top, f"Dilated Reparam Block, K = {K}: {n} parallel branches",
+    ax.text((left + width) / 2, top, f"Dilated Reparam Block, K = {K}: {n} depthwise convs",
             ha="center", va="center", fontsize=FONT + 1, weight="bold")
     xs = [left + col * (i + 0.5) for i in range(n)]
     split = top - 0.35
@@ -131,7 +131,7 @@ def block(K: int = 13):
     side_img = min(col - 0.12, 0.62)
     for xi, (k, r), (_, foot) in zip(xs, branches, feet):
         _arrow(ax, (xi, split), (xi, split - 0.2))
-        label = f"dw {k}x{k}\n(dense)" if (k, r) == (K, 1) else f"dw {k}x{k}\nr = {r}"
+        label = f"{k}x{k}\ndense" if (k, r) == (K, 1) else f"{k}x{k}\nr = {r}"
         _box(ax, xi, split - 0.45, col - 0.1, 0.5, label, LARK_COLOUR)
         _arrow(ax, (xi, split - 0.7), (xi, split - 0.82))
         _box(ax, xi, split - 0.99, col - 0.1, 0.34, "BN")
