@@ -242,12 +242,13 @@ window.addEventListener("load", function () { setTimeout(function () {
   // anything cut off by an ancestor that clips (overflow-x hidden, clip, auto or scroll), at any
   // depth: a table inside a wrapper inside an output div shows only the part that fits
   // (innermost first: a clipping box inside a clipping box is reported once, where it cuts; code and
-  // printed output were checked above; plotly, MathJax and widgets lay out their own insides)
+  // printed output were checked above; plotly, MathJax (inline math spans clip by design) and widgets
+  // lay out their own insides)
   var reported = new Set();
   Array.from(document.querySelectorAll("article *")).reverse().forEach(function (box) {
     var overflow = getComputedStyle(box).overflowX;
     if (overflow === "visible" || box.clientWidth === 0 || box.matches("pre, div.cell_output .output") ||
-        box.closest(".js-plotly-plot, mjx-container, .jupyter-widgets"))
+        box.closest(".js-plotly-plot, .math, mjx-container, .jupyter-widgets"))
       return;
     if (box.scrollWidth <= box.clientWidth + 2 || reported.has(box)) return;
     for (var up = box.parentElement; up; up = up.parentElement) reported.add(up);  // report the innermost
