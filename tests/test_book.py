@@ -5,7 +5,8 @@ executed (build/test-notebooks/; `make test` runs them first, each once, in FAST
 raises fails there, and a notebook that failed or did not run fails the build here). Then every page is opened in headless Chromium with every host name made
 unresolvable, so whatever renders was served by the site itself, and the DOM after JavaScript ran is
 checked: no tracebacks or JS errors, every plotly figure drawn as SVG, every widget rendered, images
-present, math typeset, nothing wider than its column (code cells, figures, the page), and the static
+present, math typeset, nothing wider than its column (code cells, figures, the page) nor cut off by a
+parent that clips its overflow (a wide table in a wrapper), and the static
 explorers (unirep_lite.explorers) redraw when a slider step is clicked. A screenshot of every page, at
 the width of a desktop browser, goes to build/book/screenshots/: look at them.
 
@@ -238,6 +239,27 @@ window.addEventListener("load", function () { setTimeout(function () {
   // printed text scrolls inside its <pre>, so the <pre> is what overflows, not the output around it
   document.querySelectorAll("div.cell_output .output, div.cell_output pre").forEach(function (el) { check(el, "output"); });
   document.querySelectorAll("article table").forEach(function (el) { check(el.parentElement, "table"); });
+  // anything cut off by an ancestor that clips (overflow-x hidden, clip, auto or scroll), at any
+  // depth: a table inside a wrapper inside an output div shows only the part that fits
+  // (innermost first: a clipping box inside a clipping box is reported once, where it cuts; code and
+  // printed output were checked above; plotly, MathJax (inline math spans clip by design) and widgets
+  // lay out their own insides)
+  var reported = new Set();
+  Array.from(document.querySelectorAll("article *")).reverse().forEach(function (box) {
+    var overflow = getComputedStyle(box).overflowX;
+    if (overflow === "visible" || box.clientWidth === 0 || box.matches("pre, div.cell_output .output") ||
+        box.closest(".js-plotly-plot, .math, mjx-container, .jupyter-widgets"))
+      return;
+    if (box.scrollWidth <= box.clientWidth + 2 || reported.has(box)) return;
+    for (var up = box.parentElement; up; up = up.parentElement) reported.add(up);  // report the innermost
+    var wide = Array.from(box.querySelectorAll("table, img, pre, svg")).find(function (el) {
+      return el.getBoundingClientRect().right > box.getBoundingClientRect().right + 1; });
+    var what = wide ? wide.tagName.toLowerCase() : "content";
+    found.push(what + " cut off by " + box.tagName.toLowerCase() + (box.className ? "." +
+               String(box.className).trim().split(/\\s+/).join(".") : "") + " (overflow-x: " + overflow +
+               "): " + box.scrollWidth + " px in " + box.clientWidth + " px: " +
+               ((wide || box).textContent || "").trim().replace(/\\s+/g, " ").slice(0, 60));
+  });
   var column = document.querySelector("article");
   var right = column ? column.getBoundingClientRect().right : window.innerWidth;
   document.querySelectorAll("div.cell .cell_output img, .js-plotly-plot").forEach(function (el) {
@@ -378,6 +400,29 @@ def test_nothing_is_wider_than_the_column(html, name):
     found = reports(dom, "overflow-report")
     assert found, f"notebooks/{name}: the overflow check did not run"
     assert not found[0]["problems"], f"notebooks/{name} overflows:\n  " + "\n  ".join(found[0]["problems"])
+
+
+@needs_browser
+def test_overflow_check_finds_what_a_clipping_parent_cuts_off(tmp_path):
+    """The overflow check itself, on a small page: a table inside a wrapper that hides (or scrolls)
+    its overflow is reported, however deep; a table that fits, and wide content in a parent that
+    lets it show, are not."""
+    wide = "<table><tr>" + "".join(f"<td>column&nbsp;{i}</td>" for i in range(40)) + "</tr></table>"
+    narrow = "<table><tr><td>fits</td></tr></table>"
+    page = tmp_path / "page.html"
+    page.write_text(
+        "<!DOCTYPE html><html><head><style>article { width: 600px; } .cut { overflow: hidden; }"
+        " .scroll { overflow-x: auto; }</style></head><body><article>"
+        f'<div class="scroll"><div class="cut"><div class="inner">{wide}</div></div></div>'
+        f'<div class="scroll">{wide}</div>'
+        f'<div class="cut">{narrow}</div>'
+        "</article></body></html>")
+    dom, _ = render(page, OVERFLOW_JS)
+    problems = reports(dom, "overflow-report")[0]["problems"]
+    cut = [p for p in problems if "cut off by" in p]
+    assert any(p.startswith("table cut off by div.cut (overflow-x: hidden)") for p in cut), problems
+    assert any(p.startswith("table cut off by div.scroll (overflow-x: auto)") for p in cut), problems
+    assert len(cut) == 2 and not any("fits" in p for p in problems), problems  # the inner one only
 
 
 @needs_browser

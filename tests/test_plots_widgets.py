@@ -71,6 +71,7 @@ def test_kernel_explorer_shows_library_errors():
     ui = widgets.kernel_explorer(13)
     c = ui.controls
     assert c["message"].value == "" and ui.figure is not None
+    assert "where do the dilated branches add weight" in c["question"].value
     c["rs"].value = "1, 2, 3, 4, 9"            # (3-1)*9+1 = 19 > 13: the library refuses
     assert "ValueError" in c["message"].value and "more than the large kernel K=13" in c["message"].value
     assert ui.figure is None
@@ -91,6 +92,7 @@ def test_erf_explorer_headless_and_errors(tmp_path):
     ui = ex.widget(resolutions=(32, 64), n_images=1)
     c = ui.controls
     assert "area ratios" in c["message"].value and c["scale"].value == "decades"
+    assert "50% square" in c["question"].value
     c["scale"].value = "replknet"               # only redraws
     assert "area ratios" in c["message"].value
     c["model"].value = "resnet18"               # K = 13 is a UniRepLKNet option only
@@ -142,3 +144,20 @@ def test_widgets_show_errors_instead_of_raising(tmp_path):
     assert time.perf_counter() - start < 60  # bounded: no 40 GB kernel was allocated
     with pytest.raises(ValueError, match="K must be an odd integer"):
         widgets.render_block(99999, (5,), (1,))
+
+
+def test_sparse_pattern_figures():
+    import matplotlib.pyplot as plt
+    from unirep_lite.reparam import BRANCHES
+
+    count = plots.branch_counts(13, *BRANCHES[13])
+    assert count[6, 6] == 6 and count.min() == 1 and count.shape == (13, 13)
+    fig = plots.plot_sparse_pattern(13, *BRANCHES[13])
+    dense, dilated, total = (ax.images[0].get_array() for ax in fig.axes[:3])
+    assert (dense == 1).all() and np.array_equal(total, count)
+    assert np.array_equal(dilated, count - 1 - plots.branch_footprints(13, (5,), (1,))[1][1])
+    assert len(plots.plot_branch_counts(BRANCHES).axes) == 8 + 1  # 7 sizes, an empty slot, the bar
+    with pytest.raises(ValueError):
+        plots.plot_numbered_kernels([])
+    assert len(plots.plot_numbered_kernels([("a", np.eye(3))]).axes[0].texts) == 9
+    plt.close("all")

@@ -9,9 +9,8 @@ and let plotly.js switch between them in the browser, so the page needs no kerne
     erf_figure(...)      effective receptive fields: slider K, menu stage (random-init UniRepLKNet-A)
     live_or_static(...)  the widget in JupyterLab, the figure when the book is built (UNIREP_BOOK=1)
 
-How the two controls combine without JavaScript of our own: every state is a set of traces that a
-slider step makes visible; each menu entry swaps in the slider whose steps belong to that entry.
-Switching the menu returns the slider to its starting value.
+Each control keeps its choice when the other moves (see `state_figure`), and each explorer carries
+one guiding question (KERNEL_QUESTION, ERF_QUESTION), as the widgets of `unirep_lite.widgets` do.
 """
 from __future__ import annotations
 
@@ -45,22 +44,40 @@ def live_or_static(live: Callable, static: Callable):
 # ---------------------------------------------------------------------------------------------------
 # the generic figure: states[(slider value, menu value)] = panels
 
+# One guiding question per explorer: the figure's title in the book, the first line of the widget.
+KERNEL_QUESTION = "Question: where do the dilated branches add weight beyond the dense kernel, as K grows?"
+ERF_QUESTION = "Question: what happens to the 50% square as K grows, and does it depend on the stage?"
+
+
+def _colorbar_panels(styles: Sequence[dict]) -> list[bool]:
+    """Which panels get a colour bar: each one whose scale differs from the next panel's (a panel
+    scaled to its own data always does), and the last."""
+    own = [st.get("range", "symmetric") != "decades" for st in styles]
+    return [j == len(styles) - 1 or own[j] or styles[j] != styles[j + 1] for j in range(len(styles))]
+
 
 def state_figure(states: dict[tuple, Sequence[tuple[str, np.ndarray]]], slider: tuple[str, Sequence],
-                 menu: tuple[str, Sequence], start: tuple, title: Callable[[object, object], str],
-                 styles: Sequence[dict] | None = None, height: int = 360):
+                 menu: tuple[str, Sequence], start: tuple, question: str,
+                 styles: Sequence[dict] | None = None, height: int = 380, note: str = ""):
     """One plotly figure showing `states` one at a time: a slider over `slider` values, a menu over
-    `menu` values. Each state is a list of (panel title, 2-D array); every state has the same number
-    of panels. `styles`, one per panel column: `colorscale` and `range`, either "symmetric" (centred
-    on zero, for kernel weights), "data" (0 to the panel's maximum) or "decades" (an ERF in [0, 1] on
-    a 4-decade scale, stored as whole percent in bytes to keep the page small).
+    `menu` values, `question` (what to look for) as its title and `note` (what is shown) under it.
+    Each state is a list of (panel title, 2-D array); every state has the same number of panels. `styles`, one per panel column:
+    `colorscale`, `colorbar` (extra colour-bar settings) and `range`, either "symmetric" (centred
+    on zero, for kernel weights), "data" (0 to the panel's maximum) or "decades" (an ERF in [0, 1]
+    on a 4-decade scale, stored as whole percent in bytes to keep the page small).
+
+    The two controls are independent, without JavaScript of our own: every state's traces exist
+    once; the slider sets which are *visible* (all menu entries of its value), the menu which are
+    *opaque*, hoverable and own a colour bar (all slider values of its entry). Panel titles work the
+    same way, as annotations: the slider sets their `visible`, the menu their `opacity`.
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     slider_name, slider_values = slider
     menu_name, menu_values = menu
-    keys = [(s, m) for m in menu_values for s in slider_values]
+    slider_values, menu_values = list(slider_values), list(menu_values)
+    keys = [(sv, m) for sv in slider_values for m in menu_values]
     missing = [k for k in keys if k not in states]
     if missing:
         raise ValueError(f"state_figure: no panels for {missing[:3]} (need every (slider, menu) pair)")
@@ -73,17 +90,16 @@ def state_figure(states: dict[tuple, Sequence[tuple[str, np.ndarray]]], slider: 
     styles = list(styles or [dict(colorscale="RdBu_r", range="symmetric")] * n)
     if len(styles) != n:
         raise ValueError(f"state_figure: {n} panels per state but {len(styles)} styles")
-    fig = make_subplots(rows=1, cols=n, subplot_titles=[t for t, _ in states[start]],
-                        horizontal_spacing=0.06)
-    first_trace = {}
+    bars = _colorbar_panels(styles)
+    fig = make_subplots(rows=1, cols=n, horizontal_spacing=0.16 if sum(bars) > 1 else 0.06)
+    domains = [fig.layout[f"xaxis{j if j > 1 else ''}"].domain for j in range(1, n + 1)]
+    owner = []  # (slider value, menu value) of every trace, then of every annotation
     for key in keys:
-        first_trace[key] = len(fig.data)
-        panels = states[key]
-        for j, ((_, z), style) in enumerate(zip(panels, styles), start=1):
+        for j, ((title, z), style) in enumerate(zip(states[key], styles)):
             kind = style.get("range", "symmetric")
             z = np.asarray(z, dtype=float)
             vmax = float(np.abs(z).max()) or 1.0
-            bar = dict(thickness=12, len=0.9)
+            bar = dict(thickness=12, len=0.85, x=domains[j][1] + 0.01, xanchor="left")
             hover = "row %{y}, column %{x}: %{z:.3g}<extra></extra>"
             if kind == "decades":
                 z = np.round(np.clip(z, 0, 1) * 100).astype(np.uint8)
@@ -94,38 +110,54 @@ def state_figure(states: dict[tuple, Sequence[tuple[str, np.ndarray]]], slider: 
                 hover = "row %{y}, column %{x}<extra></extra>"
             else:
                 scale = {"symmetric": dict(zmin=-vmax, zmax=vmax), "data": dict(zmin=0.0, zmax=vmax)}[kind]
+            bar.update(style.get("colorbar", {}))
+            chosen = key[1] == start[1]
             fig.add_trace(go.Heatmap(z=z, colorscale=style.get("colorscale", "RdBu_r"), **scale,
-                                     visible=key == start, showscale=j == n, colorbar=bar,
-                                     hovertemplate=hover), 1, j)
+                                     visible=key[0] == start[0], opacity=1.0 if chosen else 0.0,
+                                     showscale=bars[j] and chosen, colorbar=bar, hovertemplate=hover,
+                                     hoverinfo="all" if chosen else "skip"), 1, j + 1)
+            owner.append(key)
+            fig.add_annotation(text=title, x=sum(domains[j]) / 2, y=1.0, xref="paper", yref="paper",
+                               xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=13),
+                               visible=key[0] == start[0], opacity=1.0 if chosen else 0.0)
+    def ranges(sv):
+        """Axis ranges of slider value `sv` (its panels' sizes), set explicitly: a restyle alone
+        leaves the square-pixel constraint on the previous size."""
+        out = {}
+        for j, (_, z) in enumerate(states[(sv, menu_values[0])], start=1):
+            rows, cols = np.shape(z)
+            suffix = j if j > 1 else ""
+            out[f"xaxis{suffix}.range"] = [-0.5, cols - 0.5]
+            out[f"yaxis{suffix}.range"] = [rows - 0.5, -0.5]  # row 0 at the top, as an image
+        return out
+
     for j in range(1, n + 1):
-        fig.update_xaxes(showticklabels=False, constrain="domain", row=1, col=j)
-        fig.update_yaxes(showticklabels=False, autorange="reversed", constrain="domain",
+        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain",
+                         row=1, col=j)
+        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain",
                          scaleanchor=f"x{j if j > 1 else ''}", row=1, col=j)
+    fig.update_layout(ranges(start[0]))
 
-    def layout_for(key):
-        """Visibility of every trace, and the panel titles and figure title of state `key`."""
-        visible = [False] * len(fig.data)
-        for j in range(n):
-            visible[first_trace[key] + j] = True
-        annotations = [dict(a.to_plotly_json(), text=t)
-                       for a, (t, _) in zip(fig.layout.annotations, states[key])]
-        return [{"visible": visible}, {"annotations": annotations, "title.text": title(*key)}]
+    def slider_step(sv):
+        shown = [k[0] == sv for k in owner]
+        return [{"visible": shown},
+                {**ranges(sv), **{f"annotations[{i}].visible": v for i, v in enumerate(shown)}}]
 
-    def slider_for(m):
-        steps = [dict(method="update", label=str(s), args=layout_for((s, m))) for s in slider_values]
-        active = list(slider_values).index(start[0])
-        return dict(active=active, steps=steps, currentvalue=dict(prefix=f"{slider_name} = "),
-                    pad=dict(t=30, b=0), len=1.0, x=0.0)
+    def menu_entry(m):
+        chosen = [k[1] == m for k in owner]
+        traces = {"opacity": [1.0 if c else 0.0 for c in chosen],
+                  "hoverinfo": ["all" if c else "skip" for c in chosen],
+                  "showscale": [c and bars[i % n] for i, c in enumerate(chosen)]}
+        return [traces, {f"annotations[{i}].opacity": 1.0 if c else 0.0 for i, c in enumerate(chosen)}]
 
-    buttons = [dict(method="update", label=f"{menu_name}: {m}",
-                    args=[layout_for((start[0], m))[0], {**layout_for((start[0], m))[1],
-                                                          "sliders": [slider_for(m)]}])
-               for m in menu_values]
-    fig.update_annotations(font_size=13)
+    steps = [dict(method="update", label=str(sv), args=slider_step(sv)) for sv in slider_values]
+    buttons = [dict(method="update", label=f"{menu_name}: {m}", args=menu_entry(m)) for m in menu_values]
     fig.update_layout(
-        title=dict(text=title(*start), font=dict(size=14), x=0.0, xanchor="left", y=0.98, yanchor="top"),
-        sliders=[slider_for(start[1])],
-        updatemenus=[dict(buttons=buttons, active=list(menu_values).index(start[1]), direction="down",
+        title=dict(text=question + (f"<br><span style='font-size:12px'>{note}</span>" if note else ""),
+                   font=dict(size=14), x=0.0, xanchor="left", y=0.96, yanchor="top"),
+        sliders=[dict(active=slider_values.index(start[0]), steps=steps,
+                      currentvalue=dict(prefix=f"{slider_name} = "), pad=dict(t=30, b=0), len=1.0, x=0.0)],
+        updatemenus=[dict(buttons=buttons, active=menu_values.index(start[1]), direction="down",
                           x=1.0, xanchor="right", y=1.0, yanchor="bottom", pad=dict(b=48),
                           showactive=True)],
         height=height, autosize=True, margin=dict(l=10, r=10, t=125, b=10),
@@ -169,10 +201,11 @@ def kernel_figure(K: int = 13, seed: int = 0):
     sizes = sorted(BRANCHES)
     states = kernel_states(sizes, seed)
     names = list(branch_choices(sizes[0]))
-    return state_figure(states, ("K", sizes), ("branches", names), (K, names[0]),
-                        title=lambda k, m: f"Dilated Reparam Block, K = {k}",
-                        styles=[dict(colorscale="Viridis", range="data"),
-                                dict(colorscale="RdBu_r", range="symmetric")], height=420)
+    return state_figure(states, ("K", sizes), ("branches", names), (K, names[0]), KERNEL_QUESTION,
+                        note="one-channel Dilated Reparam Block, random weights and BN statistics",
+                        styles=[dict(colorscale="Viridis", range="data",
+                                     colorbar=dict(title=dict(text="branches", side="right"), dtick=1)),
+                                dict(colorscale="RdBu_r", range="symmetric")], height=440)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -218,6 +251,6 @@ def erf_figure(kernels: Sequence[int] = ERF_KERNELS, stages: Sequence[int] = (1,
     states = erf_states(kernels, stages, resolution, n_images, seed, source)
     menu = [f"stage {s}" for s in stages]
     return state_figure(
-        states, ("K", list(kernels)), ("stage", menu), (K, f"stage {stage}"),
-        title=lambda k, m: f"ERF of random-init UniRepLKNet-A, {m}, {resolution} x {resolution}",
-        styles=[dict(colorscale="Magma", range="decades")] * 2, height=440)
+        states, ("K", list(kernels)), ("stage", menu), (K, f"stage {stage}"), ERF_QUESTION,
+        styles=[dict(colorscale="Magma", range="decades")] * 2, height=440,
+        note=f"ERF of a random-init UniRepLKNet-A, {resolution} x {resolution} input; left: K = 3")

@@ -438,4 +438,86 @@ def plotly_point_clouds(clouds, names: Sequence[str], colors=None, title: str = 
     fig.update_layout(title=f"{title}: {names[0]}", height=480, margin=dict(l=0, r=0, t=40, b=0),
                       updatemenus=[dict(buttons=menu, direction="down", x=0.0, y=1.0)],
                       scene=dict(aspectmode="cube", xaxis=axis, yaxis=axis, zaxis=axis))
+
+
+# ------------------------------------------------------------------------------------ the sparse pattern
+
+def plot_numbered_kernels(parts: Sequence[tuple[str, np.ndarray]], fmt: str = "{:.0f}"):
+    """Small kernels side by side with every weight written in its pixel ("·" for a zero): for
+    showing where the weights of a dilated kernel land. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    if not parts:
+        raise ValueError("plot_numbered_kernels needs at least one (title, kernel) pair")
+    fig, axes = plt.subplots(1, len(parts), figsize=(7, 3.2), squeeze=False)
+    vmax = max(float(np.abs(np.asarray(k)).max()) for _, k in parts) or 1.0
+    for ax, (title, k) in zip(axes.flat, parts):
+        k = np.asarray(k, dtype=float)
+        ax.imshow(k, cmap="viridis", vmin=0, vmax=vmax)
+        for (i, j), v in np.ndenumerate(k):
+            ax.text(j, i, fmt.format(v) if v else "·", ha="center", va="center", fontsize=9,
+                    color="w" if v < 0.6 * vmax else "k")
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return tidy(fig)
+
+
+def branch_counts(K: int, ks: Sequence[int], rs: Sequence[int]) -> np.ndarray:
+    """How many branches of a Dilated Reparam Block (the dense KxK one included) weigh each pixel."""
+    return sum(f for _, f in branch_footprints(K, ks, rs))
+
+
+def plot_branch_counts(table: dict, cols: int = 4):
+    """One panel per K of `table` ({K: (ks, rs)}, e.g. reparam.BRANCHES): how many branches weigh
+    each pixel of the KxK window, on one colour scale with its colour bar."""
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(table)
+    if not sizes:
+        raise ValueError("plot_branch_counts needs at least one K")
+    cols = min(cols, len(sizes))
+    rows = -(-len(sizes) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(7, 2.15 * rows + 0.5), squeeze=False)
+    top = max(len(table[K][0]) for K in sizes) + 1
+    for ax, K in zip(axes.flat, sizes):
+        im = ax.imshow(branch_counts(K, *table[K]), cmap="viridis", vmin=1, vmax=top)
+        ax.set_title(f"K={K}\n1 + {len(table[K][0])} branches", fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes.flat[len(sizes):]:
+        ax.axis("off")
+    fig.suptitle("How many branches see each pixel of the KxK window", fontsize=10)
+    tidy(fig, h_pad=2.0, rect=(0, 0, 0.9, 1))
+    bar = fig.add_axes((0.91, 0.15, 0.02, 0.65))
+    fig.colorbar(im, cax=bar, label="branches seeing the pixel", ticks=range(1, top + 1))
+    return fig
+
+
+def plot_sparse_pattern(K: int, ks: Sequence[int], rs: Sequence[int]):
+    """The paper's case for the dilated branches (section 3.1), as weights on the KxK window: the
+    dense KxK kernel weighs every pixel once (dense local patterns); the dilated branches (r > 1)
+    add weight on sparse grids of stride r (pixels far apart: sparse patterns); together, some
+    pixels are weighted by several branches. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    dilated = [(k, r) for k, r in zip(ks, rs) if r > 1]
+    sparse = sum((f for _, f in branch_footprints(K, *zip(*dilated))[1:]), np.zeros((K, K))) \
+        if dilated else np.zeros((K, K))
+    panels = [("the dense KxK branch:\nevery pixel, once", np.ones((K, K))),
+              (f"the dilated branches (r > 1):\nsparse grids, r = {', '.join(str(r) for _, r in dilated)}",
+               sparse),
+              ("all branches: how many\nweigh each pixel", branch_counts(K, ks, rs))]
+    fig, axes = plt.subplots(1, 3, figsize=(7, 3.0))
+    top = max(float(p.max()) for _, p in panels)
+    for ax, (title, p) in zip(axes, panels):
+        im = ax.imshow(p, cmap="Blues", vmin=0, vmax=top)  # white: no weight there
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"Where a K = {K} Dilated Reparam Block puts its weights", fontsize=10)
+    tidy(fig, rect=(0, 0, 0.9, 1))
+    bar = fig.add_axes((0.91, 0.15, 0.02, 0.6))
+    fig.colorbar(im, cax=bar, label="branches", ticks=range(0, int(top) + 1))
     return fig

@@ -17,6 +17,7 @@ import torch
 
 from . import erf as erf_lib
 from . import plots
+from .explorers import ERF_QUESTION, KERNEL_QUESTION
 from .blocks import DilatedReparamBlock
 from .reparam import BRANCHES, default_branches
 from .testing import randomize_
@@ -36,6 +37,11 @@ def parse_ints(text: str, what: str = "values") -> tuple[int, ...]:
 
 def error_html(err: Exception) -> str:
     return f'<div style="{ERROR_STYLE}">{type(err).__name__}: {html.escape(str(err))}</div>'
+
+
+def question_html(question: str) -> str:
+    """The explorer's guiding question, shown above its controls."""
+    return f"<b>{html.escape(question)}</b>"
 
 
 @torch.no_grad()
@@ -97,13 +103,15 @@ def kernel_explorer(K: int = 13, seed: int = 0):
         ks_box.value, rs_box.value = ", ".join(map(str, a_ks)), ", ".join(map(str, a_rs))
         update()
 
-    ui = w.VBox([w.HBox([k_box, seed_box, authors]), w.HBox([ks_box, rs_box]), message, out])
+    question = w.HTML(question_html(KERNEL_QUESTION))
+    ui = w.VBox([question, w.HBox([k_box, seed_box, authors]), w.HBox([ks_box, rs_box]), message, out])
     authors.on_click(use_authors)
     for box in (k_box, ks_box, rs_box, seed_box):
         box.observe(update, names="value")
     update()
     ui.update = update  # for tests and for notebooks that drive it from code
-    ui.controls = {"K": k_box, "ks": ks_box, "rs": rs_box, "seed": seed_box, "message": message, "out": out}
+    ui.controls = {"K": k_box, "ks": ks_box, "rs": rs_box, "seed": seed_box, "message": message, "out": out,
+                   "question": question}
     return ui
 
 
@@ -187,12 +195,13 @@ class ERFExplorer:
         scale.observe(draw, names="value")
         if compute_now:
             run()
-        ui = w.VBox([w.HBox([model, kernel, stage]), w.HBox([res, n, thresh]), w.HBox([source, scale, go]),
-                     message, out])
+        question = w.HTML(question_html(ERF_QUESTION))
+        ui = w.VBox([question, w.HBox([model, kernel, stage]), w.HBox([res, n, thresh]),
+                     w.HBox([source, scale, go]), message, out])
         ui.run, ui.draw = run, draw
         ui.controls = {"model": model, "kernel": kernel, "stage": stage, "resolution": res, "threshold": thresh,
                        "scale": scale,
-                       "images": n, "source": source, "message": message, "out": out}
+                       "images": n, "source": source, "message": message, "out": out, "question": question}
         return ui
 
 
