@@ -74,7 +74,7 @@ FAST, CPU, FULL = RunSize("fast"), RunSize("cpu"), RunSize("full")
 #  the full run's trainings, as measured and reported in the notebook; None: not timed on a CPU).
 MINUTES = {
     "01": (0.1, None), "02": (0.2, None), "03": (0.2, None), "04": (1.3, None), "05": (2.7, 46),
-    "06": (1.3, 56), "07": (1.0, 20), "08": (0.4, 20), "09": (0.4, 200), "10": (5.7, None),
+    "06": (1.3, 56), "07": (1.0, 20), "08": (0.4, 20), "09": (0.4, 200), "10": (4.9, None),
 }
 REFERENCE = "2 CPU cores"
 
