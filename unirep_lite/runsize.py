@@ -82,7 +82,7 @@ MINUTES = {
     "07": (3.1, 115),  # full: 20 measured for one run of A, plus an estimate for five more (K = 3 / 13)
     "08": (0.7, 20),
     "09": (0.8, 200),
-    "10": (5.7, None),
+    "10": (4.9, None),
 }
 REFERENCE = "2 CPU cores"
 

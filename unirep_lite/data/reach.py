@@ -39,13 +39,23 @@ def sample(rng: np.random.Generator, size: int, d: float, label: int) -> np.ndar
     if not 0 <= d <= max_distance(size):
         raise ValueError(f"distance d={d} does not fit a {size} x {size} image: expected "
                          f"0 <= d <= {max_distance(size)}")
+    img = np.zeros((size, size), np.float32)
+    draw(img, place(rng, size, d), label)
+    return img
+
+
+def place(rng: np.random.Generator, size: int, d: float) -> tuple[int, int]:
+    """A random point (row, column) of the square ring of half-side d around the image centre."""
     c = size // 2
     along = c + rng.uniform(-d, d)                 # where on the chosen side of the ring
     r, q = [(c - d, along), (c + d, along), (along, c - d), (along, c + d)][rng.integers(4)]
-    r, q = int(np.rint(r)), int(np.rint(q))
-    img = np.zeros((size, size), np.float32)
+    return int(np.rint(r)), int(np.rint(q))
+
+
+def draw(img: np.ndarray, at: tuple[int, int], label: int) -> None:
+    """Put mark `label` on `img` (in place), centred on `at` = (row, column)."""
+    r, q = at
     img[r - HALF:r + HALF + 1, q - HALF:q + HALF + 1] = MARKS[label]
-    return img
 
 
 def make(n: int, size: int = 80, distances: Sequence[float] = (6, 12, 18, 24, 30, 36), seed: int = 0
