@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import releases as released
 from .model import IN1K_RELEASES, UniRepLKNet, reparameterize
 from .model import create_model as build_model
 
@@ -194,9 +195,6 @@ def create_model(*args, pretrained=None, cache_dir=None, **kwargs) -> UniRepLKNe
         return model
     if pretrained is True or (isinstance(pretrained, str) and pretrained.strip().lower().removeprefix(
             "unireplknet_") in IN1K_RELEASES):
-        # imported when asked: `python -m unirep_lite.pretrained` must not find itself imported by the package
-        from . import pretrained as released
-
         name = args[0] if args else kwargs.get("name", "unireplknet_a")
         key = released.release_key(name) if pretrained is True else released.release_key(pretrained)
         if key != name.lower().removeprefix("unireplknet_"):

@@ -29,6 +29,7 @@ import warnings
 
 from torch import Tensor, nn
 
+from . import releases
 from .checkpoint import load_checkpoint, read_state_dict
 from .model import IN1K_RELEASES, create_model
 
@@ -126,9 +127,7 @@ def _adapted_state_dict(model: nn.Module, cfg: dict, name: str, cache_dir=None) 
     source = cfg.get("state_dict") or cfg.get("file")
     cached = [k for k, r in IN1K_RELEASES.items() if r.filename == cfg.get("hf_hub_filename")]
     if (source is None or (isinstance(source, str) and not source)) and cached:
-        from . import pretrained  # imported when asked, as in checkpoint.create_model
-
-        source = pretrained.require(cached[0], cache_dir)
+        source = releases.require(cached[0], cache_dir)
     if source is None or (isinstance(source, str) and not source):
         raise RuntimeError(
             f"{name}: unirep_lite downloads nothing; get the authors' {cfg.get('hf_hub_filename')!r} "
