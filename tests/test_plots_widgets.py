@@ -161,3 +161,15 @@ def test_sparse_pattern_figures():
         plots.plot_numbered_kernels([])
     assert len(plots.plot_numbered_kernels([("a", np.eye(3))]).axes[0].texts) == 9
     plt.close("all")
+
+
+def test_point_cloud_and_image_figures():
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    fig = plots.plotly_point_clouds(rng.uniform(-1, 1, (2, 50, 3)), ["a", "b"])
+    assert [t.visible for t in fig.data] == [True, False]  # one cloud at a time, picked from the menu
+    with pytest.raises(ValueError, match="one name each"):
+        plots.plotly_point_clouds(rng.uniform(-1, 1, (2, 50, 3)), ["a"])
+    assert len(plots.plot_images([("x", rng.random((8, 8))), ("y", rng.random((8, 8)))]).axes) >= 2
+    plt.close("all")

@@ -438,6 +438,7 @@ def plotly_point_clouds(clouds, names: Sequence[str], colors=None, title: str = 
     fig.update_layout(title=f"{title}: {names[0]}", height=480, margin=dict(l=0, r=0, t=40, b=0),
                       updatemenus=[dict(buttons=menu, direction="down", x=0.0, y=1.0)],
                       scene=dict(aspectmode="cube", xaxis=axis, yaxis=axis, zaxis=axis))
+    return fig
 
 
 # ------------------------------------------------------------------------------------ the sparse pattern
