@@ -230,13 +230,13 @@ def test_erf_explorer_redraws_when_the_kernel_size_changes(lab, browser):
     assert before and before.startswith("data:image/png"), "the ERF explorer shows no figure"
     shoot(page, label, "04_explorer_before")
     box = explorer_box(page, label)
-    message_before = box.locator(".widget-html").first.inner_text()
+    message_before = " ".join(box.locator(".widget-html").all_inner_texts())  # the question, then the result
     box.locator(f".widget-inline-hbox:has(.widget-label:text-is('{label}')) select").select_option(label="7")
     box.locator("button:has-text('compute ERF')").click()
     after = wait_for_new_figure(page, label, before)
     shoot(page, label, "04_explorer_after")
     assert after != before
     assert not page_errors(page), page_errors(page)
-    message_after = box.locator(".widget-html").first.inner_text()
+    message_after = " ".join(box.locator(".widget-html").all_inner_texts())
     assert "area ratios" in message_after and message_after != message_before  # K=7: a smaller theoretical RF
     page.close()
