@@ -212,7 +212,7 @@ def save_training_state(path, *, model: nn.Module, optimizer, scheduler, scaler,
     sd = model.state_dict()
     return atomic_save({"format": TRAIN_FORMAT, "model": sd, "model_sha256": state_dict_digest(sd),
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "scaler": scaler.state_dict(), "rng": _rng_state(), **progress}, path)
+                        "scaler": scaler.state_dict(), "rng": rng_state(), **progress}, path)
 
 
 def load_training_state(path, *, model: nn.Module, optimizer, scheduler, scaler,
@@ -233,11 +233,12 @@ def load_training_state(path, *, model: nn.Module, optimizer, scheduler, scaler,
     scheduler.load_state_dict(state["scheduler"])
     if state["scaler"]:  # empty when saved without fp16 (e.g. on the CPU); then start afresh
         scaler.load_state_dict(state["scaler"])
-    _set_rng_state(state["rng"])
+    set_rng_state(state["rng"])
     return state
 
 
-def _rng_state() -> dict:
+def rng_state() -> dict:
+    """This process's Python, NumPy, torch (and CUDA) random states, as a checkpoint stores them."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {"python": random.getstate(),
              "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
@@ -247,7 +248,8 @@ def _rng_state() -> dict:
     return state
 
 
-def _set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict) -> None:
+    """Restore what `rng_state` returned: the random numbers continue exactly where they were."""
     random.setstate(state["python"])
     name, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..batches import TensorBatches, batch_len, drop_ragged, make_batches, reseed_loader, split_batch, to_device
-from ..checkpoint import _rng_state, _set_rng_state, load_training_state, save_training_state
+from ..checkpoint import rng_state, set_rng_state, load_training_state, save_training_state
 from ..env import default_device, progress_bar, seed_everything
 from ..model import reparameterize
 from ..paths import check_output_path
@@ -99,7 +99,7 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
         start_epoch, step = saved["epoch"], saved["step"]
         history = History.from_dict(saved["history"])
         if len(saved.get("rng_ranks") or ()) == world.size > 1:  # each process its own random numbers
-            _set_rng_state(saved["rng_ranks"][world.rank])
+            set_rng_state(saved["rng_ranks"][world.rank])
 
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     bar = _progress(cfg.progress and world.main, total=end_epoch * steps_per_epoch, initial=step)
@@ -132,7 +132,7 @@ def fit(model: nn.Module, train_data, val_data=None, config: Optional[TrainConfi
                 ranks = {}
                 if world.distributed:  # every process's random numbers, for an exact resume
                     with collective("saving the checkpoint"):
-                        ranks = {"rng_ranks": gather(_rng_state()), "world_size": world.size}
+                        ranks = {"rng_ranks": gather(rng_state()), "world_size": world.size}
                 if world.main:
                     save_training_state(ckpt_path, model=model, optimizer=state.optimizer,
                                         scheduler=state.scheduler, scaler=state.scaler, epoch=epoch + 1, step=step,
